@@ -1,0 +1,34 @@
+"""difsci: a differentiable-programming language for scientific computing.
+
+See API.md for the contract; ``import difsci as ds``.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .array import Array, array, full, ones, zeros, zeros_like  # noqa: E402
+from .config import init  # noqa: E402
+from .errors import AutodiffError, BackendError, CompileError, DifsciError  # noqa: E402
+from .lang import types as _T  # noqa: E402
+from .lang.intrinsics import INTRINSICS as _INTR  # noqa: E402
+from .lang.intrinsics import ndrange, serial, static  # noqa: E402
+from .lang.kernel import Func, Kernel, func, kernel  # noqa: E402
+from .lang.transforms import grad, hessian, jvp  # noqa: E402
+from .tape import Tape  # noqa: E402
+
+f32, f64, i32, i64 = _T.f32, _T.f64, _T.i32, _T.i64
+vec, mat = _T.vec, _T.mat
+vec2, vec3, vec4 = (_T.Vec(n, _T.f64) for n in (2, 3, 4))
+mat2, mat3, mat4 = (_T.Mat(n, n, _T.f64) for n in (2, 3, 4))
+vec2f, vec3f, vec4f = (_T.Vec(n, _T.f32) for n in (2, 3, 4))
+mat2f, mat3f, mat4f = (_T.Mat(n, n, _T.f32) for n in (2, 3, 4))
+
+globals().update(_INTR)
+
+__all__ = [
+    "Array", "array", "zeros", "ones", "full", "zeros_like", "init", "kernel", "func", "Kernel", "Func",
+    "Tape", "grad", "jvp", "hessian", "ndrange", "static", "serial",
+    "DifsciError", "CompileError", "AutodiffError", "BackendError",
+    "f32", "f64", "i32", "i64", "vec", "mat", "vec2", "vec3", "vec4", "mat2", "mat3", "mat4",
+    "vec2f", "vec3f", "vec4f", "mat2f", "mat3f", "mat4f",
+] + sorted(_INTR)

@@ -1,0 +1,151 @@
+"""``ds.Array``: a numpy buffer, an optional gradient buffer, an element type.
+
+Arrays of vectors/matrices store their components in trailing axes: an array
+of 64 ``vec2`` is a numpy array of shape ``(64, 2)`` whose logical shape is
+``(64,)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .lang import types as T
+
+
+def _elem_of(dtype):
+    if isinstance(dtype, (T.Vec, T.Mat)):
+        return dtype
+    return T.as_scalar(dtype)
+
+
+class Array:
+    """A difsci array (API.md §2).  ``data`` is the numpy storage."""
+
+    __slots__ = ("data", "elem", "requires_grad", "_grad", "device", "__weakref__")
+
+    def __init__(self, data: np.ndarray, elem, requires_grad: bool = False, grad: "Array | None" = None,
+                 device: str = "cpu"):
+        self.data = data
+        self.elem = elem
+        self.device = device
+        if requires_grad and not elem.scalar.is_float:
+            raise TypeError(f"only floating arrays carry gradients; this array holds {elem.scalar}")
+        self.requires_grad = bool(requires_grad)
+        if requires_grad and grad is None:
+            grad = Array(np.zeros_like(data), elem, device=device)
+        self._grad = grad
+
+    # --- numpy-like surface -------------------------------------------------
+    @property
+    def grad(self) -> "Array | None":
+        return self._grad
+
+    @property
+    def shape(self) -> tuple:
+        ne = len(getattr(self.elem, "shape", ()))
+        return self.data.shape[: self.data.ndim - ne]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def dtype(self):
+        return self.elem if isinstance(self.elem, (T.Vec, T.Mat)) else self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def numpy(self) -> np.ndarray:
+        """The data itself on the CPU (a view, no copy)."""
+        return self.data
+
+    def __array__(self, dtype=None, copy=None):
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __repr__(self):
+        g = ", requires_grad=True" if self.requires_grad else ""
+        return f"ds.Array({self.data!r}, dtype={self.dtype}{g})"
+
+    def __getitem__(self, idx) -> "Array":
+        """A view; its ``.grad`` is the matching view of this array's ``.grad``."""
+        if not isinstance(idx, tuple):
+            idx = (idx,)
+        view = self.data[idx]
+        ne = len(getattr(self.elem, "shape", ()))
+        if not isinstance(view, np.ndarray) or view.ndim < ne:
+            raise IndexError("indexing a ds.Array gives a view; use .numpy()[...] to read elements")
+        g = Array(self._grad.data[idx], self.elem, device=self.device) if self._grad is not None else None
+        return Array(view, self.elem, self.requires_grad, g, self.device)
+
+    def fill(self, value) -> "Array":
+        self.data[...] = value
+        return self
+
+    def zero_grad(self) -> None:
+        if self._grad is not None:
+            self._grad.data[...] = 0
+
+    def to(self, device: str) -> "Array":
+        if device == self.device:
+            return self
+        if device in ("cpu", "cuda"):
+            from .lang.backends import devices
+            return devices.move(self, device)
+        raise ValueError(f"unknown device {device!r}: use 'cpu' or 'cuda'")
+
+    def copy(self) -> "Array":
+        g = Array(self._grad.data.copy(), self.elem) if self._grad is not None else None
+        return Array(self.data.copy(), self.elem, self.requires_grad, g, self.device)
+
+
+def array(a, dtype=None, requires_grad: bool = False, device: str = "cpu") -> Array:
+    """Wrap (a copy of) ``a``.  ``dtype=ds.vec2`` takes trailing axes of size 2."""
+    if isinstance(a, Array):
+        a = a.data
+    if dtype is None:
+        src = np.asarray(a)
+        if src.dtype.kind == "f":
+            dt = src.dtype if src.dtype in (np.float32, np.float64) else np.float64
+        elif src.dtype.kind in "iu":
+            dt = src.dtype if src.dtype in (np.int32, np.int64) else np.int64
+        elif src.dtype.kind == "b":
+            dt = np.bool_
+        else:
+            raise TypeError(f"ds.array takes numbers, not {src.dtype}")
+        elem = T.from_numpy(dt)
+        data = np.array(src, dtype=dt)
+    else:
+        elem = _elem_of(dtype)
+        data = np.array(a, dtype=elem.scalar.np)
+        eshape = getattr(elem, "shape", ())
+        if eshape and tuple(data.shape[data.ndim - len(eshape):]) != tuple(eshape):
+            raise ValueError(f"an array of {elem} needs trailing axes {eshape}; got shape {data.shape}")
+    out = Array(np.ascontiguousarray(data), elem, requires_grad)
+    return out.to(device) if device != "cpu" else out
+
+
+def zeros(shape, dtype=np.float64, requires_grad: bool = False, device: str = "cpu") -> Array:
+    """An array of zeros; ``shape=()`` gives a 0-d scalar array."""
+    if isinstance(shape, (int, np.integer)):
+        shape = (int(shape),)
+    elem = _elem_of(dtype)
+    data = np.zeros(tuple(shape) + tuple(getattr(elem, "shape", ())), dtype=elem.scalar.np)
+    out = Array(data, elem, requires_grad)
+    return out.to(device) if device != "cpu" else out
+
+
+def ones(shape, dtype=np.float64, requires_grad: bool = False, device: str = "cpu") -> Array:
+    return zeros(shape, dtype, requires_grad, device).fill(1)
+
+
+def zeros_like(a: Array, requires_grad: bool | None = None) -> Array:
+    rg = a.requires_grad if requires_grad is None else requires_grad
+    return Array(np.zeros_like(a.data), a.elem, rg, device=a.device)
+
+
+def full(shape, value, dtype=np.float64, requires_grad: bool = False) -> Array:
+    return zeros(shape, dtype, requires_grad).fill(value)

@@ -1,0 +1,1 @@
+"""The difsci compiler: source -> typed scalar IR -> transformations -> Python source."""

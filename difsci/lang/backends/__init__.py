@@ -1,0 +1,1 @@
+"""Backends: the shared Python-source printer, the runtime helpers, loaders."""

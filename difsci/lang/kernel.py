@@ -1,0 +1,407 @@
+"""``@ds.kernel`` and ``@ds.func``: parse once, specialise per argument types,
+compile through the pipeline, launch (and record on the active Tape)."""
+from __future__ import annotations
+
+import builtins
+import inspect
+import math
+import typing
+
+import numpy as np
+
+from .. import errors
+from ..array import Array
+from ..config import config
+from . import ir
+from . import types as T
+from .source import parse_function
+from .specialize import annotation_type, array_info, to_runtime, value_type
+
+
+def namespace(pyfn):
+    """Resolve an outside name as Python would: closure, globals, builtins (read at compile time)."""
+    closure = {}
+    if pyfn.__closure__:
+        for name, cell in zip(pyfn.__code__.co_freevars, pyfn.__closure__):
+            try:
+                closure[name] = cell.cell_contents
+            except ValueError:
+                pass
+    g = pyfn.__globals__
+
+    def lookup(name):
+        if name in closure:
+            return closure[name]
+        if name in g:
+            return g[name]
+        if hasattr(builtins, name):
+            return getattr(builtins, name)
+        raise KeyError(name)
+    return lookup
+
+
+def _annotations(pyfn):
+    try:
+        hints = typing.get_type_hints(pyfn)
+    except Exception:
+        hints = dict(getattr(pyfn, "__annotations__", {}))
+    return hints
+
+
+class _Source:
+    """Parsed once at decoration; lowered per specialisation."""
+
+    def __init__(self, pyfn):
+        self.pyfn = pyfn
+        self.name = pyfn.__name__
+        self.parsed = parse_function(pyfn)
+        self.params = [a.arg for a in self.parsed.tree.args.args]
+        a = self.parsed.tree.args
+        if a.vararg or a.kwarg or a.kwonlyargs or a.defaults or a.posonlyargs:
+            node = a.vararg or a.kwarg or (a.kwonlyargs[0] if a.kwonlyargs else None) or \
+                (a.defaults[0] if a.defaults else self.parsed.tree)
+            raise errors.CompileError("kernel/func parameters must be plain positional names (no defaults, *args or **kw)",
+                                      self.parsed.loc(node), "pass every argument explicitly", self.name)
+        hints = _annotations(pyfn)
+        self.annotations = [annotation_type(hints.get(p)) for p in self.params]
+        self._ns = None
+
+    def ns(self, name):
+        if self._ns is None:
+            self._ns = namespace(self.pyfn)
+        return self._ns(name)
+
+    def lower(self, param_types, is_kernel):
+        from .frontend.lower import Lowerer
+        lw = Lowerer(self.parsed, self.ns, list(zip(self.params, param_types)), is_kernel, self.name)
+        return lw.run()
+
+
+# =================================================================== kernels
+class Kernel:
+    """A parallel kernel (API.md §3).  Call it to launch; ``.adjoint`` is its reverse mode."""
+
+    def __init__(self, pyfn):
+        self.src = _Source(pyfn)
+        self.__name__ = self.src.name
+        self.__doc__ = pyfn.__doc__
+        self._specs: dict = {}
+        self._custom_adjoint = None
+        self.adjoint = AdjointKernel(self)
+        self._last = None
+
+    # ----------------------------------------------------------- typing
+    def _arg_types(self, args):
+        name = self.src.name
+        if len(args) != len(self.src.params):
+            raise TypeError(f"kernel `{name}` takes {len(self.src.params)} argument(s) "
+                            f"({', '.join(self.src.params)}), got {len(args)}")
+        types = []
+        for p, ann, v in zip(self.src.params, self.src.annotations, args):
+            who = f"kernel `{name}`, parameter `{p}`"
+            if isinstance(v, Array) and v.device != "cpu":
+                raise ValueError(f"{who}: the array is on {v.device!r}, but the backend runs on the CPU")
+            types.append(value_type(v, ann, who))
+        return tuple(types)
+
+    def _spec(self, types):
+        spec = self._specs.get(types)
+        if spec is None:
+            fn = self.src.lower(types, True)
+            spec = _Spec(self, fn, types)
+            self._specs[types] = spec
+        self._last = spec
+        return spec
+
+    def ir(self, *args) -> ir.Function:
+        return self._spec(self._arg_types(args)).fn
+
+    # ----------------------------------------------------------- launch
+    def __call__(self, *args):
+        types = self._arg_types(args)
+        spec = self._spec(types)
+        spec.launch(args)
+        from ..tape import current_tape
+        tape = current_tape()
+        if tape is not None:
+            tape.record(self, args, spec)
+
+    @property
+    def source(self) -> str:
+        spec = self._last or self._annotated_spec()
+        return spec.compiled(config.backend)[1]
+
+    def _annotated_spec(self):
+        if any(a is None for a in self.src.annotations):
+            raise errors.DifsciError(f"`{self.src.name}` has unannotated parameters: call it once (or annotate "
+                                     "every parameter) before asking for its source")
+        types = tuple(array_info(a.elem, a.ndim) if isinstance(a, T.ArrayType) else a for a in self.src.annotations)
+        return self._spec(types)
+
+    def defadjoint(self, fn):
+        """Replace the generated adjoint by a hand-written kernel taking the same arguments."""
+        self._custom_adjoint = fn if isinstance(fn, Kernel) else Kernel(fn)
+        return fn
+
+    def __repr__(self):
+        return f"<difsci kernel {self.src.name}>"
+
+
+class _Spec:
+    """One specialisation of a kernel: its IR, compiled code per backend, adjoints."""
+
+    def __init__(self, kernel, fn, types):
+        self.kernel = kernel
+        self.fn = fn
+        self.types = types
+        self._compiled = {}
+        self._adjoints = {}
+        self.reads, self.writes = _access_sets(fn)
+
+    def compiled(self, backend):
+        c = self._compiled.get(backend)
+        if c is None:
+            from .compiler import load
+            c = self._compiled[backend] = load(self.fn, backend)
+        return c
+
+    def launch(self, args, fn=None, extra=()):
+        fn = fn or self.fn
+        backend = config.backend
+        if backend == "cuda":
+            from ..config import check_cuda
+            check_cuda()
+        call, _, locmap = (self.compiled(backend) if fn is self.fn else self._adjoint_compiled(fn, backend))
+        rt = [to_runtime(v, t) for v, t in zip(args, self.types) if not _is_ct(t)]
+        rt += list(extra)
+        _run(call, rt, fn, locmap, self.kernel.src.name)
+
+    def adjoint_ir(self, active: tuple):
+        a = self._adjoints.get(active)
+        if a is None:
+            from .autodiff.checks import check_access
+            from .autodiff.reverse import reverse_kernel
+            check_access(self.fn)
+            a = self._adjoints[active] = [reverse_kernel(self.fn, list(active)), {}]
+        return a
+
+    def _adjoint_compiled(self, fn, backend):
+        for ir_fn, cache in self._adjoints.values():
+            if ir_fn is fn:
+                if backend not in cache:
+                    from .compiler import load
+                    cache[backend] = load(fn, backend)
+                return cache[backend]
+        raise errors.InternalCompilerError("launch", "unknown adjoint")
+
+
+def _is_ct(t):
+    return not isinstance(t, (ir.ArrayInfo, T.Scalar, T.Vec, T.Mat))
+
+
+def _run(call, rt, fn, locmap, name):
+    try:
+        call(*rt)
+    except Exception as e:  # numba compile errors surface on the first call
+        mod = type(e).__module__
+        if mod.startswith("numba"):
+            from .compiler import map_numba_error
+            raise map_numba_error(e, fn, locmap, name) from None
+        raise
+
+
+def _access_sets(fn):
+    reads, writes = set(), set()
+    for s in ir.walk_stmts(fn.body):
+        if isinstance(s, ir.Store):
+            writes.add(s.arr)
+        for e in ir.stmt_exprs(s):
+            for ld in ir.loads_in(e):
+                reads.add(ld.arr)
+    return reads, writes
+
+
+class AdjointKernel:
+    """``kernel.adjoint``: run with the kernel's own arguments; reads/accumulates ``.grad`` buffers."""
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+        self._last = None
+
+    def plan(self, args):
+        """(spec, adjoint IR, bar buffers) for a launch with ``args``."""
+        k = self.kernel
+        spec = k._spec(k._arg_types(args))
+        active, bars = [], []
+        arrays = [(p, v, t) for p, v, t in zip(k.src.params, args, spec.types) if isinstance(t, ir.ArrayInfo)]
+        for p, v, t in arrays:
+            if not t.dtype.is_float:
+                continue
+            g = v.grad if isinstance(v, Array) else None
+            if g is not None:
+                active.append(p)
+                bars.append(to_runtime(g, t))
+            elif p in spec.reads and p in spec.writes:
+                # an intermediate written and read by this kernel: gradient flows through scratch
+                active.append(p)
+                d = v.data if isinstance(v, Array) else v
+                bars.append(to_runtime(np.zeros_like(d), t))
+        fn, _ = spec.adjoint_ir(tuple(active))
+        self._last = (spec, fn)
+        return spec, fn, bars
+
+    def __call__(self, *args):
+        k = self.kernel
+        if k._custom_adjoint is not None:
+            return k._custom_adjoint(*args)
+        spec, fn, bars = self.plan(args)
+        spec.launch(args, fn, bars)
+
+    @property
+    def source(self) -> str:
+        k = self.kernel
+        if k._custom_adjoint is not None:
+            return k._custom_adjoint.source
+        if self._last is None:
+            spec = k._last or k._annotated_spec()
+            active = tuple(p for p, t in zip(k.src.params, spec.types)
+                           if isinstance(t, ir.ArrayInfo) and t.dtype.is_float)
+            fn, _ = spec.adjoint_ir(active)
+            self._last = (spec, fn)
+        spec, fn = self._last
+        return spec._adjoint_compiled(fn, config.backend)[1]
+
+
+# ===================================================================== funcs
+class FuncBase:
+    """Something that specialises to a typed ``ir.Function``: a func or a transformation of one."""
+
+    _difsci_func = True
+
+    def specialize(self, types) -> ir.Function:
+        raise NotImplementedError
+
+    def _py_types(self, args):
+        out = []
+        for k, v in enumerate(args):
+            if isinstance(v, np.ndarray) and v.ndim in (1, 2) and v.dtype.kind in "fi":
+                st = T.from_numpy(v.dtype) if v.dtype.kind == "f" else T.f64
+                out.append(T.Vec(v.shape[0], st) if v.ndim == 1 else T.Mat(v.shape[0], v.shape[1], st))
+            elif isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) for x in v):
+                out.append(T.Vec(len(v), T.f64))
+            else:
+                out.append(value_type(v, None, f"func `{self.__name__}`, argument {k}"))
+        return tuple(out)
+
+    def __call__(self, *args):
+        """Call from plain Python with numbers and numpy vectors/matrices."""
+        types = self._py_types(args)
+        fn = self.specialize(types)
+        call = self._compiled(fn)
+        flat = []
+        for v, t in zip(args, types):
+            if isinstance(t, (T.Vec, T.Mat)):
+                flat += [t.dtype.np(x) for x in np.asarray(v).ravel()]
+            elif isinstance(t, T.Scalar):
+                flat.append(to_runtime(v, t))
+            else:
+                raise TypeError(f"func `{self.__name__}` takes arrays only when called from a kernel")
+        out = call(*flat)
+        return _unpack(fn.result_type, iter(out if isinstance(out, tuple) else (out,)))
+
+    def _compiled(self, fn):
+        cache = self.__dict__.setdefault("_py_compiled", {})
+        key = (id(fn), config.backend)
+        if key not in cache:
+            from .compiler import load
+            backend = config.backend if config.backend in ("cpu", "python") else "cpu"
+            cache[key] = (load(fn, backend)[0], fn)
+        return cache[key][0]
+
+    @property
+    def source(self) -> str:
+        from .compiler import render
+        fn = self._last_fn()
+        return render(fn, "python")
+
+    def _last_fn(self):
+        last = self.__dict__.get("_last")
+        if last is not None:
+            return last
+        raise errors.DifsciError(f"`{self.__name__}` has not been specialised yet: call it once, "
+                                 "or annotate the parameters of the func it transforms")
+
+
+def _unpack(rt, it):
+    if isinstance(rt, T.Scalar):
+        v = next(it)
+        return v
+    if isinstance(rt, (T.Vec, T.Mat)):
+        vals = [next(it) for _ in range(rt.ncomp)]
+        return np.array(vals, dtype=rt.dtype.np).reshape(rt.shape)
+    if isinstance(rt, T.TupleType):
+        return tuple(_unpack(t, it) for t in rt.items)
+    return None
+
+
+class Func(FuncBase):
+    """``@ds.func``: inlined into kernels, callable from Python."""
+
+    def __init__(self, pyfn):
+        self.src = _Source(pyfn)
+        self.__name__ = self.src.name
+        self.__doc__ = pyfn.__doc__
+        self._specs = {}
+        self.vjp_rule = None
+        self.jvp_rule = None
+
+    def specialize(self, types) -> ir.Function:
+        if len(types) != len(self.src.params):
+            raise TypeError(f"func `{self.src.name}` takes {len(self.src.params)} argument(s), got {len(types)}")
+        conformed = []
+        for p, ann, t in zip(self.src.params, self.src.annotations, types):
+            if ann is not None and not isinstance(ann, T.ArrayType) and isinstance(t, (T.Scalar, T.Vec, T.Mat)):
+                if isinstance(ann, T.Scalar) and isinstance(t, T.Scalar):
+                    t = ann
+                elif isinstance(ann, (T.Vec, T.Mat)) and isinstance(t, (T.Vec, T.Mat)) and ann.shape == t.shape:
+                    t = ann
+            conformed.append(t)
+        key = tuple(conformed)
+        fn = self._specs.get(key)
+        if fn is None:
+            fn = self._specs[key] = self.src.lower(key, False)
+        self._last = fn
+        return fn
+
+    def _last_fn(self):
+        if "_last" not in self.__dict__ and all(a is not None for a in self.src.annotations):
+            self.specialize(tuple(a for a in self.src.annotations))
+        return super()._last_fn()
+
+    def defvjp(self, rule):
+        self.vjp_rule = rule if isinstance(rule, Func) else Func(rule)
+        return rule
+
+    def defjvp(self, rule):
+        self.jvp_rule = rule if isinstance(rule, Func) else Func(rule)
+        return rule
+
+    def __repr__(self):
+        return f"<difsci func {self.src.name}>"
+
+
+def kernel(fn=None, **opts):
+    """Decorator: a parallel kernel."""
+    if fn is None:
+        return lambda f: Kernel(f)
+    return Kernel(fn)
+
+
+def func(fn=None, **opts):
+    """Decorator: a function callable from kernels (inlined) and from Python."""
+    if fn is None:
+        return lambda f: Func(f)
+    return Func(fn)
+
+
+_ = (inspect, math)

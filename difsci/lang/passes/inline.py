@@ -1,0 +1,111 @@
+"""Inline a typed func into the function being lowered.
+
+Before (caller):  ``f = spring_force(x[i], x[j], 1.0, k)``
+After:            ``spring_force_xa_0 = x[i, 0]`` … the func's body with its
+locals prefixed by its name … ``f_0 = <result 0>`` …
+Each call gets its own prefix (``spring_force_``, ``spring_force2_`` …).
+"""
+from __future__ import annotations
+
+from .. import build as B
+from .. import ir
+from .. import types as T
+from ..frontend.values import VV, Arr, Tup
+from .rename import rename_expr, rename_stmts
+
+
+def inline_function(lw, fn: ir.Function, args, loc):
+    counts = lw.__dict__.setdefault("inline_counts", {})
+    k = counts.get(fn.name, 0) + 1
+    counts[fn.name] = k
+    prefix = f"{fn.name}_" if k == 1 else f"{fn.name}{k}_"
+    vmap = {n: prefix + n for n in fn.locals}
+    amap = {}
+    for (pname, pty, names), a in zip(fn.groups, [a for a in args if _runtime(a)]):
+        if isinstance(pty, ir.ArrayInfo):
+            amap[pname] = a.name
+            continue
+        comps = a.comps if isinstance(a, VV) else ([c for c in _flat(a)] if isinstance(a, Tup) else [a])
+        for n, c in zip(names, comps):
+            ty = fn.locals.get(n) or dict(fn.params)[n]
+            vmap[n] = prefix + n
+            lw.locals_out[prefix + n] = ty
+            lw.emit(ir.Assign(prefix + n, B.cast(c, ty), ty, loc=loc))
+    for n, ty in fn.locals.items():
+        lw.locals_out[vmap[n]] = ty
+    for s in rename_stmts(fn.body, vmap, amap):
+        lw.emit(s)
+    results = [rename_expr(r, vmap, amap) for r in fn.results]
+    results = [lw.temp(r) for r in results]
+    return _pack(fn.result_type, iter(results))
+
+
+def _runtime(a):
+    from ..frontend.values import CT
+    return not isinstance(a, CT)
+
+
+def _flat(v):
+    if isinstance(v, VV):
+        return v.comps
+    if isinstance(v, Tup):
+        return [c for i in v.items for c in _flat(i)]
+    return [v]
+
+
+def _pack(rt, it):
+    if rt is None:
+        from ..frontend.values import CT
+        return CT(None)
+    if isinstance(rt, T.Scalar):
+        return next(it)
+    if isinstance(rt, (T.Vec, T.Mat)):
+        return VV([next(it) for _ in range(rt.ncomp)], rt)
+    if isinstance(rt, T.TupleType):
+        return Tup([_pack(t, it) for t in rt.items])
+    raise TypeError(rt)
+
+
+class FunctionBuilder:
+    """Builds a new func with ``base``'s parameters by inlining other funcs (for ds.hessian)."""
+
+    def __init__(self, base: ir.Function, suffix: str):
+        self.base = base
+        self.name = f"{base.name}_{suffix}"
+        self.body: list = []
+        self.locals_out = {n: t for n, t in base.params if isinstance(t, T.Scalar)}
+        self.ntemp = 0
+
+    def emit(self, s):
+        self.body.append(s)
+
+    def temp(self, expr):
+        if isinstance(expr, (ir.Const, ir.Var)):
+            return expr
+        name = f"_t{self.ntemp}"
+        self.ntemp += 1
+        self.locals_out[name] = expr.ty
+        self.emit(ir.Assign(name, expr, expr.ty))
+        return ir.Var(expr.ty, name)
+
+    def param_value(self, group):
+        pname, pty, names = group
+        if isinstance(pty, ir.ArrayInfo):
+            return Arr(pname, pty)
+        vals = [ir.Var(self.locals_out[n], n) for n in names]
+        return self.pack(pty, vals)
+
+    def pack(self, ty, vals):
+        if isinstance(ty, (T.Vec, T.Mat)):
+            return VV(list(vals), ty)
+        return vals[0]
+
+    def inline(self, fn, args):
+        return inline_function(self, fn, args, None)
+
+    def flat(self, v):
+        return _flat(v)
+
+    def finish(self, results, rt, header):
+        return ir.Function(self.name, list(self.base.params), self.body, tuple(results), rt, self.base.groups,
+                           dict(self.locals_out), False, self.base.origin, header)

@@ -1,0 +1,93 @@
+"""``ds.Tape``: records kernel launches (references, no copies) and runs their
+adjoints in reverse order."""
+from __future__ import annotations
+
+import numpy as np
+
+from .array import Array
+from .errors import AutodiffError
+
+_stack: list = []
+
+
+def current_tape():
+    return _stack[-1] if _stack else None
+
+
+class Tape:
+    """Record launches inside ``with ds.Tape() as tape:``; ``tape.backward(loss)``."""
+
+    def __init__(self, validate: bool = False):
+        self.launches: list = []
+        self.validate = validate
+
+    def __enter__(self):
+        _stack.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        _stack.remove(self)
+        return False
+
+    def record(self, kernel, args, spec):
+        self.launches.append((kernel, tuple(args), spec))
+
+    # -------------------------------------------------------------- checks
+    def _check_cut_paths(self):
+        """A constant array written from gradient-carrying data and read later drops gradient: refuse."""
+        tainted = {}   # id(buffer base) -> (kernel, param)
+        for kernel, args, spec in self.launches:
+            params = kernel.src.params
+            carries = any(isinstance(a, Array) and a.requires_grad for a in args)
+            for p, a in zip(params, args):
+                if p in spec.reads:
+                    b = _base(a)
+                    if b is not None and id(b) in tainted:
+                        wk, wp = tainted[id(b)]
+                        raise AutodiffError(
+                            f"the gradient would have to flow through an array without requires_grad: "
+                            f"kernel `{wk.src.name}` wrote it (parameter `{wp}`) from data that needs gradients, "
+                            f"and kernel `{kernel.src.name}` reads it (parameter `{p}`)",
+                            None, "create that array with requires_grad=True", kernel.src.name)
+            if carries:
+                for p, a in zip(params, args):
+                    if p in spec.writes and not (isinstance(a, Array) and a.requires_grad):
+                        if isinstance(a, (Array, np.ndarray)) and np.asarray(a).dtype.kind == "f":
+                            tainted[id(_base(a))] = (kernel, p)
+
+    # ------------------------------------------------------------ backward
+    def backward(self, out: Array, seed=None) -> None:
+        """Seed ``out.grad`` (1 for a scalar, else ``seed``) and run the adjoints in reverse."""
+        if not isinstance(out, Array) or out.grad is None:
+            raise AutodiffError("backward needs a ds.Array created with requires_grad=True")
+        if seed is None:
+            if out.size != 1:
+                raise ValueError(f"backward(out) without a seed needs a one-element array; out has shape {out.shape}")
+            out.grad.data[...] += 1.0
+        else:
+            s = seed.numpy() if isinstance(seed, Array) else np.asarray(seed)
+            if s.shape != out.data.shape:
+                raise ValueError(f"the seed has shape {s.shape}, but out has shape {out.data.shape}")
+            out.grad.data[...] += s
+        self._check_cut_paths()
+        for kernel, args, spec in reversed(self.launches):
+            kernel.adjoint(*args)
+
+    def zero_grads(self) -> None:
+        for _, args, _ in self.launches:
+            for a in args:
+                if isinstance(a, Array):
+                    a.zero_grad()
+
+    def reset(self) -> None:
+        self.launches.clear()
+
+
+def _base(a):
+    if isinstance(a, Array):
+        a = a.data
+    if not isinstance(a, np.ndarray):
+        return None
+    while a.base is not None and isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
