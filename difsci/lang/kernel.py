@@ -15,6 +15,7 @@ from ..config import config
 from . import ir
 from . import types as T
 from .source import parse_function
+from ..tape import _stack as _tape_stack
 from .specialize import annotation_type, array_info, to_runtime, value_type
 
 
@@ -86,6 +87,7 @@ class Kernel:
         self.__name__ = self.src.name
         self.__doc__ = pyfn.__doc__
         self._specs: dict = {}
+        self._fast: dict = {}
         self._custom_adjoint = None
         self.adjoint = AdjointKernel(self)
         self._last = None
@@ -118,13 +120,14 @@ class Kernel:
 
     # ----------------------------------------------------------- launch
     def __call__(self, *args):
-        types = self._arg_types(args)
-        spec = self._spec(types)
+        key = tuple(map(_fast_key, args))
+        spec = self._fast.get(key)
+        if spec is None:
+            spec = self._spec(self._arg_types(args))
+            self._fast[key] = spec
         spec.launch(args)
-        from ..tape import current_tape
-        tape = current_tape()
-        if tape is not None:
-            tape.record(self, args, spec)
+        if _tape_stack:
+            _tape_stack[-1].record(self, args, spec)
 
     @property
     def source(self) -> str:
@@ -157,6 +160,7 @@ class _Spec:
         self._compiled = {}
         self._adjoints = {}
         self.reads, self.writes = _access_sets(fn)
+        self.convs = [_converter(t) for t in types]
 
     def compiled(self, backend):
         c = self._compiled.get(backend)
@@ -172,9 +176,12 @@ class _Spec:
             from ..config import check_cuda
             check_cuda()
         call, _, locmap = (self.compiled(backend) if fn is self.fn else self._adjoint_compiled(fn, backend))
-        rt = [to_runtime(v, t) for v, t in zip(args, self.types) if not _is_ct(t)]
-        rt += list(extra)
-        _run(call, rt, fn, locmap, self.kernel.src.name)
+        rt = [conv(v) for conv, v in zip(self.convs, args) if conv is not None]
+        rt += extra
+        try:
+            call(*rt)
+        except Exception as e:  # numba compile errors surface on the first call
+            _reraise(e, fn, locmap, self.kernel.src.name)
 
     def adjoint_ir(self, active: tuple):
         a = self._adjoints.get(active)
@@ -195,19 +202,36 @@ class _Spec:
         raise errors.InternalCompilerError("launch", "unknown adjoint")
 
 
+def _fast_key(v):
+    """A cheap key from which the argument's type (and its checks) follow."""
+    t = type(v)
+    if t is Array:
+        return (t, v.elem, v.data.ndim, v.device)
+    if t is np.ndarray:
+        return (t, v.dtype.num, v.shape[-2:] if v.ndim >= 2 else v.ndim)
+    return t
+
+
 def _is_ct(t):
     return not isinstance(t, (ir.ArrayInfo, T.Scalar, T.Vec, T.Mat))
 
 
-def _run(call, rt, fn, locmap, name):
-    try:
-        call(*rt)
-    except Exception as e:  # numba compile errors surface on the first call
-        mod = type(e).__module__
-        if mod.startswith("numba"):
-            from .compiler import map_numba_error
-            raise map_numba_error(e, fn, locmap, name) from None
-        raise
+def _reraise(e, fn, locmap, name):
+    if type(e).__module__.startswith("numba"):
+        from .compiler import map_numba_error
+        raise map_numba_error(e, fn, locmap, name) from None
+    raise e
+
+
+def _converter(t):
+    """How a launch argument of type ``t`` is passed to the generated function."""
+    if _is_ct(t):
+        return None
+    if isinstance(t, ir.ArrayInfo):
+        if t.logical_ndim == 0 and not isinstance(t.elem, (T.Vec, T.Mat)):
+            return lambda v: (v.data if type(v) is Array else v).reshape(1)
+        return lambda v: v.data if type(v) is Array else v
+    return lambda v, t=t: to_runtime(v, t)
 
 
 def _access_sets(fn):

@@ -298,10 +298,32 @@ def _rev_Pop(ctx, s):
 
 
 def _rev_ParFor(ctx, s):
-    body = region(ctx, s.body)
+    body = _one_reduction_each(ctx, s, region(ctx, s.body))
     note = "adjoint: locals recomputed per iteration" + (
         "; overwritten ones kept on a per-iteration value stack" if any(isinstance(x, ir.Push) for x in body) else "")
     return [], [ir.ParFor(s.vars, s.bounds, body, note, loc=s.loc)]
+
+
+def _one_reduction_each(ctx, pf, body):
+    """Adjoints of variables from outside the loop are summed per iteration, then reduced once.
+
+    numba reduces a scalar across a prange only if one statement updates it.
+    """
+    inner = _region_assigned(pf.body) | set(pf.vars)
+    outer = {b: v for v, b in ctx.bars.items() if v not in inner}
+    hit = sorted(set(outer) & {x.target for x in ir.walk_stmts(body) if isinstance(x, ir.Assign)})
+    if not hit:
+        return body
+    from ..passes.rename import rename_stmts
+    vmap = {b: ctx.fresh(b + "_i") for b in hit}
+    body = rename_stmts(body, vmap, {})
+    init, fold = [], []
+    for b in hit:
+        t = ctx.locals[outer[b]]
+        ctx.locals[vmap[b]] = t
+        init.append(ir.Assign(vmap[b], B.zero(t), t))
+        fold.append(ir.Assign(b, B.add(ir.Var(t, b), ir.Var(t, vmap[b])), t))
+    return init + body + fold
 
 
 def _rev_Break(ctx, s):

@@ -55,6 +55,8 @@ class Lowerer(ExprLowering):
         self.blocks = [[]]
         self.level = "top" if self.is_kernel else "inner"
         self.loop_depth = 0
+        self.par_outer = None
+        self.par_only = set()
         self.ret = FrameReturn()
         params, groups = [], []
         for pname, pty in self.param_types:
@@ -75,6 +77,9 @@ class Lowerer(ExprLowering):
                 self.env[pname] = ("ct", CT(pty))
         if not self.is_kernel:
             self._scan_returns()
+            if self.ret.early:
+                self.locals_out["_returned"] = T.boolean
+                self.emit(ir.Assign("_returned", B.const(False), T.boolean, loc=self.parsed.loc(self.parsed.tree)))
         body = self.parsed.tree.body
         self.lower_block(body)
         stmts = self.blocks[0]
@@ -117,6 +122,9 @@ class Lowerer(ExprLowering):
         if isinstance(value, CT) or isinstance(value, Arr):
             self.env[name] = ("ct", value)
             return
+        if self.par_outer is not None and name in self.par_outer:
+            raise self.err(node, f"a parallel loop cannot assign `{name}`, a variable defined outside it",
+                           hint="iterations run at once: accumulate into an array element (`out[None] += ...`) instead")
         if isinstance(value, Tup):
             raise self.err(node, f"`{name}` would hold a tuple; unpack it instead",
                            hint=f"write `a, b = ...` rather than `{name} = ...`")
@@ -144,6 +152,9 @@ class Lowerer(ExprLowering):
 
     def read_local(self, name, node):
         b = self.env.get(name)
+        if b is None and name in self.par_only and self.level in ("top", "time"):
+            raise self.err(node, f"`{name}` is defined inside a parallel loop and does not exist after it",
+                           hint="write values you need later into an array")
         if b is None:
             ty = self.var_types.get(name)
             if ty is None:

@@ -105,6 +105,7 @@ class StmtLowering:
         elif isinstance(tgt, ast.Subscript):
             base = self.lower_expr(tgt.value)
             if isinstance(base, Arr):
+                self.cur_loc = self.loc(tgt)
                 self.store(base, self.array_index(base, tgt), value, tgt, "set")
             elif isinstance(base, VV) and isinstance(tgt.value, ast.Name):
                 self.set_component(tgt.value.id, base, tgt, value)
@@ -181,6 +182,7 @@ class StmtLowering:
             if isinstance(base, Arr):
                 idx = self.array_index(base, tgt)
                 rhs = self.lower_expr(node.value)
+                self.cur_loc = self.loc(tgt)
                 if opcls in AUG_STORE:
                     if opcls is ast.Sub:
                         rhs = self.binary(node, ast.Mult, rhs, B.const(-1)) if isinstance(rhs, VV) else B.neg(self.as_scalar(rhs, node))
@@ -238,10 +240,12 @@ class StmtLowering:
         if self.level in ("top", "time"):
             for n in names:
                 self._bind_index(n)
-            saved = self.level
+            saved, saved_env = self.level, dict(self.env)
             self.level = "par"
+            self.par_outer = {k for k, b in self.env.items() if b[0] in ("s", "v")} - set(names)
             body = self.sub_block(node.body)
-            self.level = saved
+            self.par_only |= {k for k in self.env if k not in saved_env}
+            self.level, self.env, self.par_outer = saved, saved_env, None
             self.emit(ir.ParFor(tuple(names), tuple(bounds), body, loc=loc))
             return
         self._serial_nest(node, names, bounds, loc)
