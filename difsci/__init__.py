@@ -6,7 +6,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .array import Array, array, full, ones, zeros, zeros_like  # noqa: E402
+from .array import Array, array, full, ones, zeros  # noqa: E402
+from .array import zeros_like as _array_zeros_like  # noqa: E402
 from .config import init  # noqa: E402
 from .errors import AutodiffError, BackendError, CompileError, DifsciError  # noqa: E402
 from .lang import types as _T  # noqa: E402
@@ -24,6 +25,18 @@ vec2f, vec3f, vec4f = (_T.Vec(n, _T.f32) for n in (2, 3, 4))
 mat2f, mat3f, mat4f = (_T.Mat(n, n, _T.f32) for n in (2, 3, 4))
 
 globals().update(_INTR)
+
+
+def _zeros_like_py(a, requires_grad=None):
+    """``ds.zeros_like``: an Array like a ds.Array; a numpy zeros for vectors (kernels: a zero vector)."""
+    if isinstance(a, Array):
+        return _array_zeros_like(a, requires_grad)
+    import numpy as _np
+    return _np.zeros_like(a)
+
+
+_INTR["zeros_like"]._pyfn = _zeros_like_py
+zeros_like = _INTR["zeros_like"]
 
 __all__ = [
     "Array", "array", "zeros", "ones", "full", "zeros_like", "init", "kernel", "func", "Kernel", "Func",

@@ -72,3 +72,21 @@ class InternalCompilerError(DifsciError):
             f"internal compiler error in stage `{stage}`: {detail}\n"
             "This is a bug in difsci; please report it with the kernel that triggered it."
         )
+
+
+def _full_traceback() -> bool:
+    import os
+    return os.environ.get("DIFSCI_TRACEBACK", "").lower() == "full"
+
+
+def user_facing(exc: BaseException) -> BaseException:
+    """``exc`` without difsci's compiler frames (unless ``DIFSCI_TRACEBACK=full``).
+
+    Used at the API boundary: ``except (DifsciError, TypeError, ValueError) as e: raise user_facing(e)``.
+    """
+    if _full_traceback():
+        return exc
+    exc.__traceback__ = None
+    exc.__suppress_context__ = True
+    exc.__cause__ = None
+    return exc

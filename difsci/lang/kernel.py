@@ -16,7 +16,7 @@ from . import ir
 from . import types as T
 from .source import parse_function
 from ..tape import _stack as _tape_stack
-from .specialize import annotation_type, array_info, to_runtime, value_type
+from .specialize import annotation_type, array_info, func_param_type, to_runtime, value_type
 
 
 def namespace(pyfn):
@@ -122,10 +122,13 @@ class Kernel:
     def __call__(self, *args):
         key = tuple(map(_fast_key, args))
         spec = self._fast.get(key)
-        if spec is None:
-            spec = self._spec(self._arg_types(args))
-            self._fast[key] = spec
-        spec.launch(args)
+        try:
+            if spec is None:
+                spec = self._spec(self._arg_types(args))
+                self._fast[key] = spec
+            spec.launch(args)
+        except (errors.DifsciError, TypeError, ValueError) as e:
+            raise errors.user_facing(e) from None
         if _tape_stack:
             _tape_stack[-1].record(self, args, spec)
 
@@ -181,7 +184,9 @@ class _Spec:
         try:
             call(*rt)
         except Exception as e:  # numba compile errors surface on the first call
-            _reraise(e, fn, locmap, self.kernel.src.name)
+            if not _drop_broken_cache(call, e):
+                _reraise(e, fn, locmap, self.kernel.src.name)
+            call(*rt)
 
     def adjoint_ir(self, active: tuple):
         a = self._adjoints.get(active)
@@ -214,6 +219,18 @@ def _fast_key(v):
 
 def _is_ct(t):
     return not isinstance(t, (ir.ArrayInfo, T.Scalar, T.Vec, T.Mat))
+
+
+def _drop_broken_cache(call, e) -> bool:
+    """A corrupt numba cache entry (truncated pickle, ...): forget it so the retry recompiles."""
+    import traceback
+    if not any("numba/core/caching.py" in f.filename for f in traceback.extract_tb(e.__traceback__)):
+        return False
+    cache = getattr(call, "_cache", None)
+    if cache is None:
+        return False
+    cache.flush()
+    return True
 
 
 def _reraise(e, fn, locmap, name):
@@ -278,8 +295,11 @@ class AdjointKernel:
         k = self.kernel
         if k._custom_adjoint is not None:
             return k._custom_adjoint(*args)
-        spec, fn, bars = self.plan(args)
-        spec.launch(args, fn, bars)
+        try:
+            spec, fn, bars = self.plan(args)
+            spec.launch(args, fn, bars)
+        except (errors.DifsciError, TypeError, ValueError) as e:
+            raise errors.user_facing(e) from None
 
     @property
     def source(self) -> str:
@@ -319,6 +339,12 @@ class FuncBase:
 
     def __call__(self, *args):
         """Call from plain Python with numbers and numpy vectors/matrices."""
+        try:
+            return self._call(args)
+        except (errors.DifsciError, TypeError, ValueError) as e:
+            raise errors.user_facing(e) from None
+
+    def _call(self, args):
         types = self._py_types(args)
         fn = self.specialize(types)
         call = self._compiled(fn)
@@ -382,24 +408,24 @@ class Func(FuncBase):
     def specialize(self, types) -> ir.Function:
         if len(types) != len(self.src.params):
             raise TypeError(f"func `{self.src.name}` takes {len(self.src.params)} argument(s), got {len(types)}")
-        conformed = []
-        for p, ann, t in zip(self.src.params, self.src.annotations, types):
-            if ann is not None and not isinstance(ann, T.ArrayType) and isinstance(t, (T.Scalar, T.Vec, T.Mat)):
-                if isinstance(ann, T.Scalar) and isinstance(t, T.Scalar):
-                    t = ann
-                elif isinstance(ann, (T.Vec, T.Mat)) and isinstance(t, (T.Vec, T.Mat)) and ann.shape == t.shape:
-                    t = ann
-            conformed.append(t)
-        key = tuple(conformed)
+        key = tuple(func_param_type(ann, t, f"func `{self.src.name}`, parameter `{p}`")
+                    for p, ann, t in zip(self.src.params, self.src.annotations, types))
         fn = self._specs.get(key)
         if fn is None:
             fn = self._specs[key] = self.src.lower(key, False)
         self._last = fn
         return fn
 
+    def annotated_types(self):
+        """Parameter types from annotations, or None when some are missing."""
+        anns = self.src.annotations
+        if any(a is None or isinstance(a, T.ArrayType) for a in anns):
+            return None
+        return tuple(anns)
+
     def _last_fn(self):
-        if "_last" not in self.__dict__ and all(a is not None for a in self.src.annotations):
-            self.specialize(tuple(a for a in self.src.annotations))
+        if "_last" not in self.__dict__ and self.annotated_types() is not None:
+            self.specialize(self.annotated_types())
         return super()._last_fn()
 
     def defvjp(self, rule):

@@ -22,6 +22,16 @@ class _Transformed(FuncBase):
         self.__name__ = f"{label}({getattr(f, '__name__', 'f')})"
         self._specs = {}
 
+    def annotated_types(self):
+        return self.f.annotated_types()
+
+    def _last_fn(self):
+        if "_last" not in self.__dict__:
+            types = self.annotated_types()
+            if types is not None:
+                self.specialize(types)
+        return super()._last_fn()
+
     def specialize(self, types):
         key = tuple(types)
         fn = self._specs.get(key)
@@ -50,8 +60,9 @@ class Jvp(_Transformed):
         F = self.f.specialize(types[:n])
         return jvp_func(F)
 
-    def _py_types(self, args):
-        return super()._py_types(args)
+    def annotated_types(self):
+        t = self.f.annotated_types()
+        return None if t is None else tuple(t) + tuple(t)
 
 
 class Hessian(_Transformed):
@@ -98,19 +109,28 @@ def _hessian_from(F, G, J, argnum):
     return fb.finish(results, rt, f"hessian of `{F.name}`")
 
 
+def _memo(kind, f, arg, make):
+    """The same transformation of the same func is one object (compiled once)."""
+    cache = f.__dict__.setdefault("_transforms", {})
+    key = (kind, tuple(arg) if isinstance(arg, list) else arg)
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
+
+
 def grad(f, argnums=0):
     """A func computing d f / d (argument ``argnums``) of a scalar-valued func."""
-    return Grad(f, argnums)
+    return _memo("grad", f, argnums, lambda: Grad(f, argnums))
 
 
 def jvp(f):
     """A func ``(primals..., tangents...) -> (value, tangent)``."""
-    return Jvp(f)
+    return _memo("jvp", f, None, lambda: Jvp(f))
 
 
 def hessian(f, argnums=0):
     """A func giving the Hessian (a matrix for a vector argument)."""
-    return Hessian(f, argnums)
+    return _memo("hessian", f, argnums, lambda: Hessian(f, argnums))
 
 
 for _t in (grad, jvp, hessian):

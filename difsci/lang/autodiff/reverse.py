@@ -139,12 +139,17 @@ def saved_vars(stmts, defined=()) -> set:
 
 def rev_block(ctx: Ctx, stmts):
     fwd, bwd = [], []
+    prev = None
     for s in stmts:
         f, b = rev_stmt(ctx, s)
         fwd += f
         if b and s.loc is not None and not isinstance(s, (ir.ParFor, ir.TimeLoop)):
+            same = prev is not None and (prev.filename, prev.line) == (s.loc.filename, s.loc.line)
+            if same and bwd and isinstance(bwd[0], ir.Comment):
+                bwd = bwd[1:]      # one "adjoint of" comment per source line
             text = (s.loc.source_line() or "").strip()
-            b = [ir.Comment(f"adjoint of {s.loc.short()}  {text}")] + b
+            b = [ir.Comment(f"adjoint of {s.loc.short()}  {text}", loc=s.loc)] + b
+        prev = s.loc
         bwd = b + bwd
     return fwd, bwd
 

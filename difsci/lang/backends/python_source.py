@@ -83,7 +83,8 @@ class Printer:
                 ot = ty
             right_prec = prec + 1 if op != "pow" else prec
             left_prec = prec if op != "pow" else prec + 1
-            s = f"{self._paren(a[0], left_prec, ot)} {INFIX[op]} {self._paren(a[1], right_prec, ot)}"
+            b_want = None if (op == "pow" and isinstance(a[1], ir.Const) and a[1].ty.is_int) else ot
+            s = f"{self._paren(a[0], left_prec, ot)} {INFIX[op]} {self._paren(a[1], right_prec, b_want)}"
             if op in WRAP_NARROW and ty.name in ("f32", "i32"):
                 return f"{NP_NAME[ty.name]}({s})", 10
             if op == "div" and ty.name == "f32":
@@ -107,10 +108,10 @@ class Printer:
         if prim is None:
             raise TypeError(f"no spelling for op {op}")
         argt = ty if prim.kind == "same" else None
-        if op in ("randu", "randn"):
-            argt = None
         if prim.kind == "float":
             argt = ty if ty.is_float else None
+        if op in ("randu", "randn"):
+            argt = None     # integer keys, passed as they are
         s = prim.spell.format(*[self.expr(x, argt if x.ty.name != getattr(argt, "name", None) else None)
                                 for x in a])
         if ty.name in ("f32", "i32"):
@@ -130,7 +131,9 @@ class Printer:
 
     def stmt(self, s, d):
         loc = s.loc
-        if loc is not None and not isinstance(s, ir.Comment) and (loc.filename, loc.line) != self.last_loc:
+        if isinstance(s, ir.Comment) and loc is not None:
+            self.last_loc = (loc.filename, loc.line)   # "adjoint of <line>" already names it
+        elif loc is not None and (loc.filename, loc.line) != self.last_loc:
             self.last_loc = (loc.filename, loc.line)
             text = (loc.source_line() or "").strip()
             if text and self.echo:
