@@ -15,6 +15,12 @@ class _Config:
         self.deterministic = False
 
 
+    def variant(self) -> str:
+        """The backend plus the flags that change generated code (a compile-cache key)."""
+        flags = [f for f, on in (("deterministic", self.deterministic), ("debug", self.debug)) if on]
+        return ":".join([self.backend] + flags)
+
+
 config = _Config()
 
 

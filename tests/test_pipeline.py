@@ -154,3 +154,34 @@ def test_numba_error_is_mapped_to_user_line():
                           G.saxpy._last.fn if G.saxpy._last else None, {10: loc}, "saxpy")
     assert isinstance(err, ds.CompileError)
     assert f"{__file__}:7:5" in str(err)
+
+
+def test_deterministic_mode_is_bitwise_reproducible():
+    rng = np.random.default_rng(1)
+    idx = rng.integers(0, 4, size=20000)
+    w = rng.normal(size=20000) * 1e3
+    try:
+        ds.init(deterministic=True)
+        outs = []
+        for _ in range(3):
+            out = np.zeros(4)
+            G.scatter(idx, w, out)
+            outs.append(out)
+        assert "serial: ds.init(deterministic=True)" in G.scatter.source
+    finally:
+        ds.init(deterministic=False)
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
+    ref = np.zeros(4)
+    np.add.at(ref, idx, w * 0.1)
+    np.testing.assert_allclose(outs[0], ref, rtol=1e-12)
+
+
+def test_debug_mode_checks_bounds():
+    x = np.zeros(4)
+    out = np.zeros(4)
+    try:
+        ds.init(debug=True)
+        with pytest.raises(IndexError):
+            G.shifted(x, out)
+    finally:
+        ds.init(debug=False)

@@ -135,7 +135,7 @@ class Kernel:
     @property
     def source(self) -> str:
         spec = self._last or self._annotated_spec()
-        return spec.compiled(config.backend)[1]
+        return spec.compiled(config.variant())[1]
 
     def _annotated_spec(self):
         if any(a is None for a in self.src.annotations):
@@ -145,8 +145,14 @@ class Kernel:
         return self._spec(types)
 
     def defadjoint(self, fn):
-        """Replace the generated adjoint by a hand-written kernel taking the same arguments."""
-        self._custom_adjoint = fn if isinstance(fn, Kernel) else Kernel(fn)
+        """Replace the generated adjoint by a hand-written one taking the same arguments.
+
+        ``fn`` is a ``@ds.kernel``, or a plain Python function called with the
+        launch's own arguments (ds.Arrays), which launches kernels (or uses
+        numpy) on their ``.grad`` buffers — e.g. an implicit solve whose
+        adjoint is another solve.
+        """
+        self._custom_adjoint = fn
         return fn
 
     def __repr__(self):
@@ -174,10 +180,10 @@ class _Spec:
 
     def launch(self, args, fn=None, extra=()):
         fn = fn or self.fn
-        backend = config.backend
-        if backend == "cuda":
+        if config.backend == "cuda":
             from ..config import check_cuda
             check_cuda()
+        backend = config.variant()
         call, _, locmap = (self.compiled(backend) if fn is self.fn else self._adjoint_compiled(fn, backend))
         rt = [conv(v) for conv, v in zip(self.convs, args) if conv is not None]
         rt += extra
@@ -305,7 +311,8 @@ class AdjointKernel:
     def source(self) -> str:
         k = self.kernel
         if k._custom_adjoint is not None:
-            return k._custom_adjoint.source
+            src = getattr(k._custom_adjoint, "source", None)
+            return src if src is not None else inspect.getsource(k._custom_adjoint)
         if self._last is None:
             spec = k._last or k._annotated_spec()
             active = tuple(p for p, t in zip(k.src.params, spec.types)
@@ -313,7 +320,7 @@ class AdjointKernel:
             fn, _ = spec.adjoint_ir(active)
             self._last = (spec, fn)
         spec, fn = self._last
-        return spec._adjoint_compiled(fn, config.backend)[1]
+        return spec._adjoint_compiled(fn, config.variant())[1]
 
 
 # ===================================================================== funcs
@@ -361,10 +368,10 @@ class FuncBase:
 
     def _compiled(self, fn):
         cache = self.__dict__.setdefault("_py_compiled", {})
-        key = (id(fn), config.backend)
+        key = (id(fn), config.variant())
         if key not in cache:
             from .compiler import load
-            backend = config.backend if config.backend in ("cpu", "python") else "cpu"
+            backend = config.variant() if config.backend in ("cpu", "python") else "cpu"
             cache[key] = (load(fn, backend)[0], fn)
         return cache[key][0]
 

@@ -36,3 +36,15 @@ def sq_sum(x: ds.f64[:], loss: ds.f64[()]):
 def spring(xa: ds.vec2, xb: ds.vec2, rest: float) -> float:
     d = xb - xa
     return (ds.norm(d) - rest) ** 2
+
+
+@ds.kernel
+def scatter(idx: ds.i64[:], w: ds.f64[:], out: ds.f64[:]):
+    for p in range(idx.shape[0]):
+        out[idx[p]] += w[p] * 0.1
+
+
+@ds.kernel
+def shifted(x: ds.f64[:], out: ds.f64[:]):
+    for i in range(x.shape[0]):
+        out[i] = x[i + 1]

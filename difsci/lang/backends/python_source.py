@@ -39,6 +39,7 @@ def const_src(c: ir.Const) -> str:
 class Printer:
     def __init__(self, echo=True):
         self.lines: list[str] = []
+        self.prange = "prange"
         self.locmap: dict = {}
         self.last_loc = None
         self.echo = echo
@@ -83,7 +84,10 @@ class Printer:
                 ot = ty
             right_prec = prec + 1 if op != "pow" else prec
             left_prec = prec if op != "pow" else prec + 1
-            b_want = None if (op == "pow" and isinstance(a[1], ir.Const) and a[1].ty.is_int) else ot
+            # x ** 3 stays an integer power (fast); x ** -1 becomes x ** -1.0, for which numba,
+            # like NumPy, gives inf at x = 0 instead of raising ZeroDivisionError
+            b_want = None if (op == "pow" and isinstance(a[1], ir.Const) and a[1].ty.is_int
+                              and a[1].value >= 0) else ot
             s = f"{self._paren(a[0], left_prec, ot)} {INFIX[op]} {self._paren(a[1], right_prec, b_want)}"
             if op in WRAP_NARROW and ty.name in ("f32", "i32"):
                 return f"{NP_NAME[ty.name]}({s})", 10
@@ -228,17 +232,38 @@ class Printer:
             self.line(d, f"_stack_{n}.pop()")
 
     def st_ParFor(self, s, d):
-        from .racefree import race_free_arrays
+        from .racefree import colouring, race_free_arrays
         lo, hi = s.bounds[0]
         note = f"  # {s.reverse_note}" if s.reverse_note else ""
-        rng = self._range(lo, hi, False)
-        self.line(d, f"for {s.vars[0]} in p{rng}:{note}")
-        depth = d + 1
+        free = race_free_arrays(s)
+        updated = {x.arr for x in ir.walk_stmts(s.body) if isinstance(x, ir.Store) and x.mode != "set"}
+        phases = colouring(s, updated - free)
+        i = s.vars[0]
+        racy_floats = {x.arr for x in ir.walk_stmts(s.body) if isinstance(x, ir.Store) and x.mode == "add"
+                       and x.arr not in free and x.value.ty.is_float}
+        if getattr(self, "deterministic", False) and racy_floats and phases <= 1:
+            # float atomics sum in arrival order: run this loop serially for bitwise reproducibility
+            self.line(d, f"for {i} in {self._range(lo, hi, False)}:  # serial: ds.init(deterministic=True)")
+            depth = d + 1
+            free = free | racy_floats
+        elif phases > 1:
+            # rows i = lo + k (mod phases) of each phase never touch the same elements
+            self.line(d, f"for _phase in range({phases}):  # phases instead of atomics: updates reach rows "
+                         f"within {phases - 1} of i")
+            self.line(d + 1, f"for _m in {self.prange}(({self.expr(hi)} - ({self.expr(lo)}) - _phase + {phases - 1})"
+                             f" // {phases}):{note}")
+            self.line(d + 2, f"{i} = {self.expr(lo)} + _phase + _m * {phases}")
+            depth = d + 2
+            free = free | updated
+        else:
+            rng = self._range(lo, hi, False)
+            self.line(d, f"for {i} in {self.prange}{rng[5:]}:{note}")
+            depth = d + 1
         for v, (lo2, hi2) in zip(s.vars[1:], s.bounds[1:]):
             self.line(depth, f"for {v} in {self._range(lo2, hi2, False)}:")
             depth += 1
         saved = self.par_ctx
-        self.par_ctx = (s.vars[0], race_free_arrays(s))
+        self.par_ctx = (s.vars[0], free)
         self.declare_stacks(_stacks(s.body, True), depth)
         self.block(s.body, depth)
         self.par_ctx = saved
@@ -258,12 +283,15 @@ def _stacks(stmts, into_par: bool) -> list:
 
 
 def print_function(fn: ir.Function, header_lines=(), decorator: str | None = None, name: str | None = None,
-                   locmap: dict | None = None, echo: bool = True) -> str:
+                   locmap: dict | None = None, echo: bool = True, deterministic: bool = False,
+                   serial: bool = False) -> str:
     """The function as Python source (header lines first: imports, a comment).
 
     ``locmap`` (if given) is filled with generated line number -> user Loc.
     """
     p = Printer(echo)
+    p.deterministic = deterministic
+    p.prange = "range" if serial else "prange"
     p.arr_types = {n: t.dtype for n, t in fn.params if isinstance(t, ir.ArrayInfo)}
     p.lines.extend(header_lines)
     if decorator:
