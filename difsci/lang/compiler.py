@@ -42,7 +42,7 @@ def render(fn: ir.Function, variant: str, locmap: dict | None = None) -> str:
         bounds = "boundscheck=True, " if "debug" in flags else ""
         deco = f"@njit({par}{bounds}error_model='numpy', cache=True)"
     return print_function(fn, head, deco, locmap=locmap, deterministic="deterministic" in flags,
-                          serial="debug" in flags)
+                          serial="debug" in flags, small_serial=backend == "cpu")
 
 
 def load(fn: ir.Function, variant: str):
