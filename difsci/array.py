@@ -93,6 +93,9 @@ class Array:
         if device == self.device:
             return self
         if device in ("cpu", "cuda"):
+            if device == "cuda":
+                from .config import check_cuda
+                check_cuda()     # a BackendError saying why, where there is no CUDA backend
             from .lang.backends import devices
             return devices.move(self, device)
         raise ValueError(f"unknown device {device!r}: use 'cpu' or 'cuda'")
@@ -124,7 +127,8 @@ def array(a, dtype=None, requires_grad: bool = False, device: str = "cpu") -> Ar
         eshape = getattr(elem, "shape", ())
         if eshape and tuple(data.shape[data.ndim - len(eshape):]) != tuple(eshape):
             raise ValueError(f"an array of {elem} needs trailing axes {eshape}; got shape {data.shape}")
-    out = Array(np.ascontiguousarray(data), elem, requires_grad)
+    # np.ascontiguousarray would turn a 0-d array into a 1-d one
+    out = Array(np.require(data, requirements="C"), elem, requires_grad)
     return out.to(device) if device != "cpu" else out
 
 

@@ -10,8 +10,19 @@ from .errors import AutodiffError
 _stack: list = []
 
 
+class _Paused:
+    """Top of the tape stack while adjoints run: launches made then are not recorded."""
+
+    def record(self, kernel, args, spec):
+        pass
+
+
+_PAUSED = _Paused()
+
+
 def current_tape():
-    return _stack[-1] if _stack else None
+    top = _stack[-1] if _stack else None
+    return None if top is _PAUSED else top
 
 
 class Tape:
@@ -26,7 +37,10 @@ class Tape:
         return self
 
     def __exit__(self, *exc):
-        _stack.remove(self)
+        for k in range(len(_stack) - 1, -1, -1):
+            if _stack[k] is self:
+                del _stack[k]
+                break
         return False
 
     def record(self, kernel, args, spec):
@@ -70,8 +84,12 @@ class Tape:
                 raise ValueError(f"the seed has shape {s.shape}, but out has shape {out.data.shape}")
             out.grad.data[...] += s
         self._check_cut_paths()
-        for kernel, args, spec in reversed(self.launches):
-            kernel.adjoint(*args)
+        _stack.append(_PAUSED)      # launches made by adjoints (hand-written ones) are not recorded
+        try:
+            for kernel, args, spec in reversed(self.launches):
+                kernel.adjoint(*args)
+        finally:
+            _stack.pop()
 
     def zero_grads(self) -> None:
         for _, args, _ in self.launches:

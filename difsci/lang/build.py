@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from . import types as T
 from .ir import Const, Expr, Op, Var
 
@@ -27,10 +29,13 @@ def const(v, ty: T.Scalar | None = None) -> Const:
 
 
 def _coerce(v, ty):
+    """The Python value of a constant of type ``ty`` (f32 constants rounded to f32)."""
     if ty.is_bool:
         return bool(v)
     if ty.is_int:
         return int(v)
+    if ty.name == "f32":
+        return float(np.float32(v))
     return float(v)
 
 
@@ -63,6 +68,8 @@ def binop(op: str, a: Expr, b: Expr) -> Expr:
         rty = ty
     if isinstance(a, Const) and isinstance(b, Const):
         folded = _fold(op, a.value, b.value)
+        if folded is None and ty.is_float and op in ARITH:
+            folded = _fold_ieee(op, a.value, b.value)
         if folded is not None:
             return Const(rty, _coerce(folded, rty))
     if op == "add":
@@ -122,6 +129,17 @@ def _fold(op, x, y):
     except (ZeroDivisionError, OverflowError, ValueError):
         return None
     return None
+
+
+_IEEE = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide,
+         "floordiv": np.floor_divide, "mod": np.mod, "pow": np.power}
+
+
+def _fold_ieee(op, x, y):
+    """``x op y`` in float64 with NumPy's semantics (1.0 / 0.0 is inf, (-8.0) ** 0.5 nan), as the
+    generated code computes it at run time, where Python's arithmetic would raise."""
+    with np.errstate(all="ignore"):
+        return float(_IEEE[op](np.float64(x), np.float64(y)))
 
 
 def add(a, b):

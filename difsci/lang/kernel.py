@@ -169,7 +169,9 @@ class _Spec:
         self._compiled = {}
         self._adjoints = {}
         self.reads, self.writes = _access_sets(fn)
-        self.convs = [_converter(t) for t in types]
+        self.convs = [_converter(t, f"kernel `{kernel.src.name}`, parameter `{p}`")
+                      for p, t in zip(kernel.src.params, types)]
+        self.vector_args = any(isinstance(t, (T.Vec, T.Mat)) for t in types)
 
     def compiled(self, backend):
         c = self._compiled.get(backend)
@@ -186,6 +188,8 @@ class _Spec:
         backend = config.variant()
         call, _, locmap = (self.compiled(backend) if fn is self.fn else self._adjoint_compiled(fn, backend))
         rt = [conv(v) for conv, v in zip(self.convs, args) if conv is not None]
+        if self.vector_args:   # a vector or matrix argument is passed as its components
+            rt = [c for r in rt for c in (r if isinstance(r, tuple) else (r,))]
         rt += extra
         try:
             call(*rt)
@@ -246,7 +250,7 @@ def _reraise(e, fn, locmap, name):
     raise e
 
 
-def _converter(t):
+def _converter(t, who):
     """How a launch argument of type ``t`` is passed to the generated function."""
     if _is_ct(t):
         return None
@@ -254,7 +258,7 @@ def _converter(t):
         if t.logical_ndim == 0 and not isinstance(t.elem, (T.Vec, T.Mat)):
             return lambda v: (v.data if type(v) is Array else v).reshape(1)
         return lambda v: v.data if type(v) is Array else v
-    return lambda v, t=t: to_runtime(v, t)
+    return lambda v, t=t: to_runtime(v, t, who)
 
 
 def _access_sets(fn):

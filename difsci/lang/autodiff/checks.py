@@ -22,12 +22,59 @@ HINT = ("write the new state to another array (u_next[i] = ...) or add a time ax
 
 
 def check_access(fn: ir.Function) -> None:
-    _straight(fn, fn.body, {})
-    _loops(fn, fn.body)
+    global _canon
+    _canon = _copies(fn)
+    try:
+        _straight(fn, fn.body, {})
+        _loops(fn, fn.body)
+    finally:
+        _canon = None
+
+
+_canon = None
 
 
 def _key(idx):
-    return tuple(idx)
+    return tuple(_canon(i) if _canon is not None else i for i in idx)
+
+
+def _copies(fn):
+    """Index expressions with single-assignment locals replaced by their definitions.
+
+    An inlined func reads ``a[peek_i]`` after ``peek_i = i``: both name the
+    same element as ``a[i]``.  A local is replaced when it is assigned once
+    and its definition uses only names that never change (parameters,
+    parallel-loop indices) or other such locals.
+    """
+    counts, defs = {}, {}
+    for s in ir.walk_stmts(fn.body):
+        if isinstance(s, (ir.Assign, ir.Pop)):
+            counts[s.target] = counts.get(s.target, 0) + 1
+            if isinstance(s, ir.Assign):
+                defs[s.target] = s.value
+        elif isinstance(s, (ir.For, ir.TimeLoop)):
+            counts[s.var] = counts.get(s.var, 0) + 2
+    memo = {}
+
+    def stable(v, depth=0):
+        if v in memo:
+            return memo[v]
+        if counts.get(v, 0) == 0:
+            return True
+        if counts[v] > 1 or v not in defs or depth > 50 or ir.loads_in(defs[v]):
+            return False
+        memo[v] = False           # guards against cycles
+        ok = all(stable(u, depth + 1) for u in ir.vars_in(defs[v]))
+        memo[v] = ok
+        return ok
+
+    def canon(e):
+        def sub(n):
+            if isinstance(n, ir.Var) and counts.get(n.name, 0) == 1 and n.name in defs and stable(n.name):
+                return canon(defs[n.name])
+            return n
+        return ir.map_expr(e, sub)
+    return canon
 
 
 def _straight(fn, stmts, seen):
@@ -47,7 +94,7 @@ def _loops(fn, stmts):
     for s in ir.walk_stmts(stmts):
         if not isinstance(s, (ir.For, ir.While, ir.TimeLoop)):
             continue
-        varying = ir.assigned_vars(s.body) | ({s.var} if hasattr(s, "var") else set())
+        varying = _varying(s)
         loads = set()
         for x in ir.walk_stmts(s.body):
             for e in ir.stmt_exprs(x):
@@ -55,9 +102,38 @@ def _loops(fn, stmts):
                     loads.add((ld.arr, _key(ld.idx)))
         for x in ir.walk_stmts(s.body):
             if isinstance(x, ir.Store) and (x.arr, _key(x.idx)) in loads:
-                if not any(ir.vars_in(i) & varying for i in x.idx):
+                if not any(ir.vars_in(i) & varying for i in _key(x.idx)):
                     _fail(fn, x, "overwritten in a later iteration" if x.mode == "set"
                           else "accumulated into in a later iteration")
+
+
+def _varying(loop) -> set:
+    """Variables whose value differs from one iteration of ``loop`` to the next.
+
+    The loop's own variable, and whatever is computed from it, from array
+    data, or from its own previous value.  The index variables of loops
+    nested inside (parallel or serial) sweep the same range in every
+    iteration, so they do not count unless their bounds vary.
+    """
+    out = {loop.var} if hasattr(loop, "var") else set()
+    changed = True
+    while changed:
+        changed = False
+        for x in ir.walk_stmts(loop.body):
+            new = set()
+            if isinstance(x, ir.Assign):
+                deps = ir.vars_in(x.value)
+                if deps & out or x.target in deps or ir.loads_in(x.value):
+                    new.add(x.target)
+            elif isinstance(x, ir.Pop):
+                new.add(x.target)
+            elif isinstance(x, (ir.For, ir.TimeLoop, ir.ParFor)):
+                if any(ir.vars_in(e) & out or ir.loads_in(e) for e in ir.stmt_exprs(x)):
+                    new |= {x.var} if hasattr(x, "var") else set(x.vars)
+            if new - out:
+                out |= new
+                changed = True
+    return out
 
 
 def _fail(fn, s, what):

@@ -129,5 +129,7 @@ def jvp_func(fn: ir.Function) -> ir.Function:
         t = tangent(ctx, r)
         tres.append(B.cast(t, r.ty) if t is not None and r.ty.is_float else B.zero(r.ty if r.ty.is_float else T.f64))
     rt = T.TupleType((fn.result_type, fn.result_type))
-    return ir.Function(fn.name + "_jvp", list(fn.params) + tparams, body, tuple(fn.results) + tuple(tres), rt,
-                       groups, ctx.locals, False, fn.origin, f"forward mode of `{fn.name}`")
+    out = ir.Function(fn.name + "_jvp", list(fn.params) + tparams, body, tuple(fn.results) + tuple(tres), rt,
+                      groups, ctx.locals, False, fn.origin, f"forward mode of `{fn.name}`")
+    from ..passes.simplify import simplify
+    return simplify(out)

@@ -25,6 +25,7 @@ from .. import types as T
 from ...errors import AutodiffError
 from ..primitives import partials
 from ..passes.jumps import lower_jumps
+from ..passes.ssa import ssa_straight
 
 
 class Ctx:
@@ -225,7 +226,10 @@ def _rev_If(ctx, s):
     return fwd, bwd
 
 
-def _bounds(ctx, s, fwd, bwd_first):
+def _bounds(ctx, s, fwd, after, bwd_first):
+    """Evaluate the bounds once into fresh temporaries.  Inside another loop they are
+    saved *after* the loop ran (``after``), so that in the adjoint they sit on top of
+    the values the loop's body pushed and are restored before the reversed loop."""
     lo = ctx.tmp(T.i64, "_lo")
     hi = ctx.tmp(T.i64, "_hi")
     fwd += [ir.Assign(lo, s.start, T.i64), ir.Assign(hi, s.stop, T.i64)]
@@ -233,15 +237,15 @@ def _bounds(ctx, s, fwd, bwd_first):
         for v in (lo, hi):
             ctx.save.add(v)
         rest = []
-        _save(ctx, lo, fwd, rest)
-        _save(ctx, hi, fwd, rest)
+        _save(ctx, lo, after, rest)
+        _save(ctx, hi, after, rest)
         bwd_first += list(reversed(rest))
     return ir.Var(T.i64, lo), ir.Var(T.i64, hi)
 
 
 def _rev_For(ctx, s, cls=ir.For):
-    fwd, pre = [], []
-    lo, hi = _bounds(ctx, s, fwd, pre)
+    fwd, after, pre = [], [], []
+    lo, hi = _bounds(ctx, s, fwd, after, pre)
     saved = ctx.in_loop
     ctx.in_loop = True
     bf, bb = rev_block(ctx, s.body)
@@ -250,6 +254,7 @@ def _rev_For(ctx, s, cls=ir.For):
     _save(ctx, s.var, fwd, restore)
     if bf:
         fwd.append(cls(s.var, lo, hi, bf, reverse=s.reverse, loc=s.loc))
+    fwd += after
     bwd = pre + ([cls(s.var, lo, hi, bb, reverse=not s.reverse, loc=s.loc)] if bb else []) + restore
     return fwd, bwd
 
@@ -342,6 +347,7 @@ _rev_Continue = _rev_Break
 def region(ctx: Ctx, stmts, defined=()):
     """Forward replay + adjoint of ``stmts`` run by one thread, with its own inits."""
     outer_save, outer_loop = ctx.save, getattr(ctx, "in_loop", False)
+    stmts, _ = ssa_straight(stmts, defined, ctx.locals, ctx.used)
     ctx.save = saved_vars(stmts, defined)
     ctx.in_loop = False
     fwd, bwd = rev_block(ctx, stmts)
@@ -422,6 +428,7 @@ def reverse_func(fn: ir.Function, wrt: list) -> ir.Function:
     ctx.locals[rname] = res.ty
     seed = []
     full = body + [ir.Assign(rname, res, res.ty)]
+    full, _ = ssa_straight(full, [n for n, t in fn.params if isinstance(t, T.Scalar)], ctx.locals, ctx.used)
     ctx.save = saved_vars(full, [n for n, t in fn.params if isinstance(t, T.Scalar)])
     ctx.in_loop = False
     fwd, bwd = rev_block(ctx, full)
@@ -449,5 +456,7 @@ def reverse_func(fn: ir.Function, wrt: list) -> ir.Function:
         rtypes.append(pty if not (isinstance(pty, T.Scalar) and not pty.is_float) else T.f64)
     rt = rtypes[0] if len(rtypes) == 1 else T.TupleType(tuple(rtypes))
     name = fn.name + "_grad"
-    return ir.Function(name, list(fn.params), stmts, tuple(results), rt, fn.groups, ctx.locals, False,
-                       fn.origin, f"gradient of `{fn.name}`")
+    out = ir.Function(name, list(fn.params), stmts, tuple(results), rt, fn.groups, ctx.locals, False,
+                      fn.origin, f"gradient of `{fn.name}`")
+    from ..passes.simplify import simplify
+    return simplify(out)

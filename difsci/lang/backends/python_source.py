@@ -41,6 +41,7 @@ class Printer:
         self.lines: list[str] = []
         self.prange = "prange"
         self.small_serial = False
+        self.private: dict = {}        # array -> per-thread partial array, inside a privatised loop
         self.locmap: dict = {}
         self.last_loc = None
         self.echo = echo
@@ -162,6 +163,10 @@ class Printer:
         if s.mode == "set":
             self.line(d, f"{s.arr}[{idx}] = {val}")
             return
+        priv = self.private.get(s.arr)
+        if priv is not None and s.mode == "add":
+            self.line(d, f"{priv}[_c, {idx}] += {val}")
+            return
         atomic = self.par_ctx is not None and s.arr not in self.par_ctx[1]
         if s.mode == "add":
             if atomic:
@@ -233,57 +238,8 @@ class Printer:
             self.line(d, f"_stack_{n}.pop()")
 
     def st_ParFor(self, s, d):
-        """A parallel loop nest; small ones (cheap to run, dear to launch) also get a serial copy."""
-        if self.prange == "prange" and self.small_serial:
-            size = " * ".join(f"({self.expr(hi)} - ({self.expr(lo)}))" for lo, hi in s.bounds)
-            limit = 64 if any(isinstance(x, (ir.For, ir.While)) for x in ir.walk_stmts(s.body)) else 1024
-            self.line(d, f"if {size} < {limit}:  # too small to be worth the threads")
-            self._parfor(s, d + 1, serial=True)
-            self.line(d, "else:")
-            self._parfor(s, d + 1, serial=False)
-            return
-        self._parfor(s, d, serial=self.prange != "prange")
-
-    def _parfor(self, s, d, serial):
-        from .racefree import colouring, race_free_arrays
-        lo, hi = s.bounds[0]
-        note = f"  # {s.reverse_note}" if s.reverse_note else ""
-        free = race_free_arrays(s)
-        updated = {x.arr for x in ir.walk_stmts(s.body) if isinstance(x, ir.Store) and x.mode != "set"}
-        i = s.vars[0]
-        phases = 0 if serial else colouring(s, updated - free)
-        racy_floats = {x.arr for x in ir.walk_stmts(s.body) if isinstance(x, ir.Store) and x.mode == "add"
-                       and x.arr not in free and x.value.ty.is_float}
-        if serial:
-            self.line(d, f"for {i} in {self._range(lo, hi, False)}:{note}")
-            depth = d + 1
-            free = free | updated
-        elif getattr(self, "deterministic", False) and racy_floats and phases <= 1:
-            # float atomics sum in arrival order: run this loop serially for bitwise reproducibility
-            self.line(d, f"for {i} in {self._range(lo, hi, False)}:  # serial: ds.init(deterministic=True)")
-            depth = d + 1
-            free = free | racy_floats
-        elif phases > 1:
-            # rows i = lo + k (mod phases) of each phase never touch the same elements
-            self.line(d, f"for _phase in range({phases}):  # phases instead of atomics: updates reach rows "
-                         f"within {phases - 1} of i")
-            self.line(d + 1, f"for _m in prange(({self.expr(hi)} - ({self.expr(lo)}) - _phase + {phases - 1})"
-                             f" // {phases}):{note}")
-            self.line(d + 2, f"{i} = {self.expr(lo)} + _phase + _m * {phases}")
-            depth = d + 2
-            free = free | updated
-        else:
-            rng = self._range(lo, hi, False)
-            self.line(d, f"for {i} in p{rng}:{note}")
-            depth = d + 1
-        for v, (lo2, hi2) in zip(s.vars[1:], s.bounds[1:]):
-            self.line(depth, f"for {v} in {self._range(lo2, hi2, False)}:")
-            depth += 1
-        saved = self.par_ctx
-        self.par_ctx = (s.vars[0], free)
-        self.declare_stacks(_stacks(s.body, True), depth)
-        self.block(s.body, depth)
-        self.par_ctx = saved
+        from .parfor import emit_parfor
+        emit_parfor(self, s, d)
 
 
 def _stacks(stmts, into_par: bool) -> list:

@@ -30,6 +30,8 @@ class CallLowering(StmtLowering):
             args = [self._compile_time(a) for a in node.args]
             kws = {k.arg: self._compile_time(k.value) for k in node.keywords}
             return CT(obj(*args, **kws))
+        if obj in (T.vec, T.mat):   # ds.vec(3, ds.f32): a type, built at compile time
+            return CT(obj(*[self._compile_time(a) for a in node.args]))
         args = [self.lower_expr(a) for a in node.args]
         name = I.intrinsic_name(obj)
         if name is not None:

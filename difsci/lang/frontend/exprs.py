@@ -27,13 +27,12 @@ def python_value(obj, err):
     """Turn an outside Python object into a lowered value (numbers become constants)."""
     if isinstance(obj, bool) or isinstance(obj, np.bool_):
         return B.Const(T.boolean, bool(obj))
-    if isinstance(obj, int):
-        return B.const(obj)
-    if isinstance(obj, float):
-        return B.const(obj)
     if isinstance(obj, np.generic) and obj.dtype.kind in "fi":
+        # before `float`: np.float64 is a float too, but keeps its type (NEP 50)
         ty = T.from_numpy(obj.dtype)
         return B.Const(ty, obj.item())
+    if isinstance(obj, (int, float)):
+        return B.const(obj)
     if isinstance(obj, tuple):
         return Tup([python_value(o, err) for o in obj])
     if isinstance(obj, np.ndarray) and obj.ndim in (1, 2) and obj.size <= 16 and obj.dtype.kind == "f":

@@ -50,6 +50,7 @@ class Lowerer(ExprLowering):
 
     def _pass(self) -> ir.Function:
         self.ntemp = 0
+        self.inline_counts = {}      # per pass, so the first call of `f` inlines as `f_...` on every pass
         self.env = {}
         self.locals_out = {}
         self.blocks = [[]]
@@ -100,9 +101,9 @@ class Lowerer(ExprLowering):
     def loc(self, node):
         return self.parsed.loc(node)
 
-    def temp(self, expr, node=None):
-        """Store ``expr`` in a fresh temporary; constants and names stay as they are."""
-        if isinstance(expr, (ir.Const, ir.Var)):
+    def temp(self, expr, node=None, force=False):
+        """Store ``expr`` in a fresh temporary; constants (and names, unless ``force``) stay as they are."""
+        if isinstance(expr, ir.Const) or (isinstance(expr, ir.Var) and not force):
             return expr
         name = f"_t{self.ntemp}"
         self.ntemp += 1

@@ -94,12 +94,9 @@ class StmtLowering:
             self.declare(tgt.id, value, tgt)
         elif isinstance(tgt, (ast.Tuple, ast.List)):
             items = self._unpack(value, len(tgt.elts), tgt)
-            if not all(isinstance(e, ast.Name) for e in tgt.elts):
-                # evaluate every item before assigning any
-                items = [self.temp(i) if isinstance(i, ir.Expr) else i for i in items]
-            else:
-                items = [self.temp(i) if isinstance(i, ir.Expr) and not isinstance(i, ir.Const) else
-                         (VV([self.temp(c) for c in i.comps], i.dtype) if isinstance(i, VV) else i) for i in items]
+            # evaluate every item before assigning any (`a, b = b, a`)
+            targets = {n.id for n in ast.walk(tgt) if isinstance(n, ast.Name)}
+            items = [self._snapshot(i, targets) for i in items]
             for t, v in zip(tgt.elts, items):
                 self.assign(t, v, node)
         elif isinstance(tgt, ast.Subscript):
@@ -123,6 +120,16 @@ class StmtLowering:
                 raise self.err(tgt, "only vector components (.x .y .z .w) can be assigned as attributes")
         else:
             raise self.err(tgt, "cannot assign to this")
+
+    def _snapshot(self, v, targets):
+        """``v`` held where assigning the names ``targets`` cannot change it."""
+        if isinstance(v, VV):
+            return VV([self._snapshot(c, targets) for c in v.comps], v.dtype)
+        if isinstance(v, Tup):
+            return Tup([self._snapshot(i, targets) for i in v.items])
+        if isinstance(v, ir.Var) and any(v.name == n or v.name.startswith(n + "_") for n in targets):
+            return self.temp(v, force=True)
+        return self.temp(v) if isinstance(v, ir.Expr) else v
 
     def _unpack(self, value, n, tgt):
         if isinstance(value, Tup):

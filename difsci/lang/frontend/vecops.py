@@ -85,6 +85,8 @@ def dot(a: VV, b: VV):
 
 
 def cross(a: VV, b: VV):
+    if a.is_mat or b.is_mat or a.dtype.n != b.dtype.n or a.dtype.n not in (2, 3):
+        raise ValueError(f"ds.cross takes two 2-D or two 3-D vectors, not {a.dtype} and {b.dtype}")
     if a.dtype.n == 2:
         return B.sub(B.mul(a.comps[0], b.comps[1]), B.mul(a.comps[1], b.comps[0]))
     (x1, y1, z1), (x2, y2, z2) = a.comps, b.comps
@@ -143,6 +145,8 @@ def _cofactor(M, r, c):
 
 def inverse(M: VV, bind):
     n = M.dtype.n
+    if not M.is_mat or n != M.dtype.m:
+        raise ValueError(f"ds.inverse takes a square matrix, not a {M.dtype}")
     cof = [bind(_cofactor(M, r, c)) if n > 2 else _cofactor(M, r, c) for r in range(n) for c in range(n)]
     d = _sum([B.mul(entry(M, 0, c), cof[c]) for c in range(n)])
     inv_d = bind(B.div(B.const(1.0), d))
@@ -180,8 +184,9 @@ def svd2d(F: VV, bind):
     sig1 = bind(B.add(B.add(B.mul(B.mul(sn, sn), s00), two_cs_s01), B.mul(B.mul(cs, cs), s11)))
     swap = bind(B.compare("lt", sig0, sig1))
     sigma = vec([B.select(swap, sig1, sig0), B.select(swap, sig0, sig1)])
-    V = mat([B.select(swap, B.neg(sn), cs), B.select(swap, B.neg(cs), sn),
-             B.select(swap, cs, B.neg(sn)), B.select(swap, B.neg(sn), cs)], 2, 2)
+    # columns of V: (cs, -sn) and (sn, cs); swapped, (sn, cs) and (-cs, sn) keep det V = 1
+    V = mat([B.select(swap, sn, cs), B.select(swap, B.neg(cs), sn),
+             B.select(swap, cs, B.neg(sn)), B.select(swap, sn, cs)], 2, 2)
     V = mat([bind(v) for v in V.comps], 2, 2)
     U = matmul(R, V)
     return U, sigma, V
