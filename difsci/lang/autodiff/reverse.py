@@ -26,6 +26,7 @@ from ...errors import AutodiffError
 from ..primitives import partials
 from ..passes.jumps import lower_jumps
 from ..passes.ssa import ssa_straight
+from .saves import drop_unread_saves
 
 
 class Ctx:
@@ -351,6 +352,7 @@ def region(ctx: Ctx, stmts, defined=()):
     ctx.save = saved_vars(stmts, defined)
     ctx.in_loop = False
     fwd, bwd = rev_block(ctx, stmts)
+    fwd, bwd = drop_unread_saves(fwd, bwd, {ctx.stack(T.f64), ctx.stack(T.i64)})
     save = ctx.save
     ctx.save, ctx.in_loop = outer_save, outer_loop
     assigned = _region_assigned(stmts)
@@ -432,6 +434,7 @@ def reverse_func(fn: ir.Function, wrt: list) -> ir.Function:
     ctx.save = saved_vars(full, [n for n, t in fn.params if isinstance(t, T.Scalar)])
     ctx.in_loop = False
     fwd, bwd = rev_block(ctx, full)
+    fwd, bwd = drop_unread_saves(fwd, bwd, {ctx.stack(T.f64), ctx.stack(T.i64)})
     init = []
     for v in sorted(_region_assigned(full) | {n for n, t in fn.params if isinstance(t, T.Scalar)}):
         t = ctx.locals.get(v)

@@ -129,11 +129,10 @@ class Printer:
         self.lines.append("    " * depth + text)
 
     def block(self, stmts, depth):
-        if not stmts:
-            self.line(depth, "pass")
-            return
         for s in stmts:
             self.stmt(s, depth)
+        if all(isinstance(s, ir.Comment) for s in stmts):
+            self.line(depth, "pass")
 
     def stmt(self, s, d):
         loc = s.loc
