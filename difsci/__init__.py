@@ -38,10 +38,20 @@ def _zeros_like_py(a, requires_grad=None):
 _INTR["zeros_like"]._pyfn = _zeros_like_py
 zeros_like = _INTR["zeros_like"]
 
-__all__ = [
+__all__ = ["nn", 
     "Array", "array", "zeros", "ones", "full", "zeros_like", "init", "kernel", "func", "Kernel", "Func",
     "Tape", "grad", "jvp", "hessian", "ndrange", "static", "serial",
     "DifsciError", "CompileError", "AutodiffError", "BackendError",
     "f32", "f64", "i32", "i64", "vec", "mat", "vec2", "vec3", "vec4", "mat2", "mat3", "mat4",
     "vec2f", "vec3f", "vec4f", "mat2f", "mat3f", "mat4f",
 ] + sorted(_INTR)
+
+
+def __getattr__(name):
+    # ds.nn is imported on first use (it generates kernels; keep `import difsci` light)
+    if name == "nn":
+        import importlib
+        mod = importlib.import_module(".nn", __name__)
+        globals()["nn"] = mod
+        return mod
+    raise AttributeError(f"module 'difsci' has no attribute {name!r}")

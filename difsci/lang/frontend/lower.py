@@ -149,6 +149,8 @@ class Lowerer(ExprLowering):
             self.env[name] = ("v", names, ty)
             for n, c in zip(names, value.comps):
                 self.locals_out[n] = ty.dtype
+                if isinstance(c, ir.Var) and c.name == n and c.ty == ty.dtype:
+                    continue      # an unchanged component (v[k] = ... touched another one)
                 self.emit(ir.Assign(n, B.cast(c, ty.dtype), ty.dtype, loc=self.cur_loc))
 
     def read_local(self, name, node):
