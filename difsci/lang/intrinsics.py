@@ -58,6 +58,7 @@ for _n, _f in {
     "outer": np.outer, "transpose": np.transpose, "trace": np.trace, "det": np.linalg.det,
     "inverse": np.linalg.inv, "identity": lambda n: np.eye(n), "zeros_like": np.zeros_like,
     "atomic_add": None, "atomic_min": None, "atomic_max": None,
+    "matmul": lambda a, b, out: np.add(out, np.asarray(a) @ np.asarray(b), out=out),
     "randu": None, "randn": None, "polar_decompose2d": None, "svd2d": None,
 }.items():
     INTRINSICS[_n] = Intrinsic(_n, _f)

@@ -150,6 +150,17 @@ class Comment(Stmt):
     text: str
 
 
+@dataclass
+class MatMul(Stmt):
+    """``out += op(a) @ op(b)`` on whole 2-D arrays (op = transpose when ``ta``/``tb``): BLAS."""
+
+    a: str
+    b: str
+    out: str
+    ta: bool = False
+    tb: bool = False
+
+
 # ---------------------------------------------------------- functions/kernels
 @dataclass(frozen=True)
 class ArrayInfo:

@@ -101,8 +101,8 @@ class Kernel:
         types = []
         for p, ann, v in zip(self.src.params, self.src.annotations, args):
             who = f"kernel `{name}`, parameter `{p}`"
-            if isinstance(v, Array) and v.device != "cpu":
-                raise ValueError(f"{who}: the array is on {v.device!r}, but the backend runs on the CPU")
+            if isinstance(v, Array):
+                _check_device(who, v, args)
             types.append(value_type(v, ann, who))
         return tuple(types)
 
@@ -120,7 +120,7 @@ class Kernel:
 
     # ----------------------------------------------------------- launch
     def __call__(self, *args):
-        key = tuple(map(_fast_key, args))
+        key = (config.backend,) + tuple(map(_fast_key, args))   # the backend: arrays' devices are checked
         spec = self._fast.get(key)
         try:
             if spec is None:
@@ -266,6 +266,9 @@ def _access_sets(fn):
     for s in ir.walk_stmts(fn.body):
         if isinstance(s, ir.Store):
             writes.add(s.arr)
+        if isinstance(s, ir.MatMul):
+            reads.update((s.a, s.b))
+            writes.add(s.out)
         for e in ir.stmt_exprs(s):
             for ld in ir.loads_in(e):
                 reads.add(ld.arr)
@@ -296,8 +299,11 @@ class AdjointKernel:
                 # an intermediate written and read by this kernel: gradient flows through scratch
                 active.append(p)
                 d = v.data if isinstance(v, Array) else v
-                bars.append(to_runtime(np.zeros_like(d), t))
+                bars.append(to_runtime(_scratch_like(v, d), t))
         fn, _ = spec.adjoint_ir(tuple(active))
+        for _, like in getattr(fn, "scratch", ()):      # e.g. winner counts of atomic min/max
+            v = args[k.src.params.index(like)]
+            bars.append(np.zeros(np.shape(v.data if isinstance(v, Array) else v), dtype=np.float64))
         self._last = (spec, fn)
         return spec, fn, bars
 
@@ -424,6 +430,7 @@ class Func(FuncBase):
         fn = self._specs.get(key)
         if fn is None:
             fn = self._specs[key] = self.src.lower(key, False)
+            fn.rules_of = self      # custom derivative rules (autodiff/custom.py) are looked up through it
         self._last = fn
         return fn
 
@@ -466,3 +473,23 @@ def func(fn=None, **opts):
 
 
 _ = (inspect, math)
+
+
+# ---------------------------------------------- devices (the cuda backend: backends/devices.py)
+def _check_device(who, v, args):
+    """A ds.Array argument must live where the backend runs: ValueError naming kernel and parameter."""
+    want = "cuda" if config.backend == "cuda" else "cpu"
+    if v.device == want:
+        return
+    others = sorted({a.device for a in args if isinstance(a, Array)} - {v.device})
+    mixed = f"; this launch mixes devices ({', '.join([v.device] + others)})" if others else ""
+    raise ValueError(f"{who}: the array is on {v.device!r}, but the {config.backend!r} backend runs on "
+                     f"{want!r}{mixed}; move it with .to({want!r}) or create it with device={want!r}")
+
+
+def _scratch_like(v, d):
+    """Zeros for a gradient that flows through scratch, on the argument's device."""
+    if isinstance(v, Array) and v.device != "cpu":
+        from .backends import devices
+        return devices.zeros_like(d)
+    return np.zeros_like(d)

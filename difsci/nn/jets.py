@@ -52,18 +52,15 @@ J0 = act
 
 
 @ds.kernel
-def dense(x, params, y, w_off, b_off):
-    """y[s, n, :] = stream s of act(x[:, n, :] @ W + b) for the streams {streams!r}.
+def dense(x, W, b, z, zs, y):
+    """y[s] = stream s of act(x[s] @ W + b) for the streams {streams!r}.
 
-    x: (S, N, n_in), y: (S, N, n_out), W = params[w_off : w_off + n_in * n_out] as (n_in, n_out)
-    row-major, b = params[b_off : b_off + n_out].
+    x: (S*N, n_in) the input streams stacked, W: (n_in, n_out), b: (n_out,),
+    z: (S*N, n_out) zeros, for the pre-activations (zs: the same buffer as (S, N, n_out)),
+    y: (S, N, n_out).  The product is one BLAS call; the activation's jets are nested ds.jvp.
     """
-    n_in = x.shape[2]
-    n_out = y.shape[2]
-    for n, o in ds.ndrange(x.shape[1], n_out):
-{init}
-        for i in range(n_in):
-{accumulate}
+    ds.matmul(x, W, z)
+    for n, o in ds.ndrange(y.shape[1], y.shape[2]):
 {copies}
 {stores}
 '''
@@ -73,14 +70,11 @@ def dense_kernel(act, streams):
     """The (cached) dense-layer kernel for an activation and a list of streams."""
     key = activations.key_of(act)
     ind = " " * 8
-    init = [f"{ind}z0 = params[b_off + o]"] + [f"{ind}z{s} = 0.0 * z0" for s in range(1, len(streams))]
-    acc = [f"{ind}    z{s} = z{s} + x[{s}, n, i] * params[w_off + i * n_out + o]" for s in range(len(streams))]
-    # copies: the adjoints read a*, never the accumulators, so the inner loop needs no value stack
-    copies = [f"{ind}a{s} = z{s}" for s in range(len(streams))]
+    copies = [f"{ind}a0 = zs[0, n, o] + b[o]"] + [f"{ind}a{s} = zs[{s}, n, o]" for s in range(1, len(streams))]
     stores = [f"{ind}y[{s}, n, o] = {jet_call(streams, a)}" for s, a in enumerate(streams)]
     order = max(len(a) for a in streams)
     jets = "\n".join(f"J{k} = ds.jvp(J{k - 1})" for k in range(1, order + 1))
-    src = _TEMPLATE.format(key=key, streams=streams, init="\n".join(init), accumulate="\n".join(acc),
-                           copies="\n".join(copies), stores="\n".join(stores), jets=jets)
+    src = _TEMPLATE.format(key=key, streams=streams, copies="\n".join(copies), stores="\n".join(stores),
+                           jets=jets)
     mod = load_source(src, key="nn.jets")
     return mod.dense

@@ -17,6 +17,14 @@ def _view(flat: Array, start: int, shape) -> Array:
     return Array(flat.data[start:start + n].reshape(shape), flat.elem, flat.requires_grad, g)
 
 
+def _flat2(a: Array) -> Array:
+    """(S, N, k) -> the same buffer (and gradient buffer) as (S*N, k)."""
+    d = a.data
+    shape = (d.shape[0] * d.shape[1], d.shape[2])
+    g = Array(a.grad.data.reshape(shape), a.elem) if a.grad is not None else None
+    return Array(d.reshape(shape), a.elem, a.requires_grad, g)
+
+
 class MLP:
     """A multilayer perceptron ``sizes[0] -> ... -> sizes[-1]``.
 
@@ -103,11 +111,15 @@ class MLP:
         return out
 
     def _forward(self, xs: Array, streams) -> Array:
+        """Input streams (S, N, in) -> output streams (S, N, out), one kernel launch per layer."""
         S, N = xs.data.shape[:2]
         h = xs
-        for (w, b), fo, act in zip(self.offsets, self.sizes[1:], self.acts):
+        params = self.parameters()
+        for k, (fo, act) in enumerate(zip(self.sizes[1:], self.acts)):
+            W, b = params[2 * k], params[2 * k + 1]
+            z = Array(np.zeros((S, N, fo), dtype=self.dtype), T.from_numpy(self.dtype), True)
             y = Array(np.empty((S, N, fo), dtype=self.dtype), T.from_numpy(self.dtype), True)
-            jets.dense_kernel(act, streams)(h, self._flat, y, w, b)
+            jets.dense_kernel(act, streams)(_flat2(h), W, b, _flat2(z), z, y)
             h = y
         return h
 

@@ -25,6 +25,8 @@ from .. import types as T
 from ...errors import AutodiffError
 from ..primitives import partials
 from ..passes.jumps import lower_jumps
+from . import custom, minmax
+from .custom import group_regions
 from ..passes.ssa import ssa_straight
 from .saves import drop_unread_saves
 
@@ -69,7 +71,10 @@ class Ctx:
         return name
 
     def stack(self, ty):
-        return ("f" if ty.is_float else "i") + str(self.level)
+        # a parallel loop's iterations keep stacks of their own ("fp1"), never the
+        # function's ("f1"): a ds.serial step or top-level code may hold values there
+        par = "p" if getattr(self, "in_par", False) else ""
+        return ("f" if ty.is_float else "i") + par + str(self.level)
 
     def active_expr(self, e) -> bool:
         for n in ir.walk_expr(e):
@@ -142,7 +147,7 @@ def saved_vars(stmts, defined=()) -> set:
 def rev_block(ctx: Ctx, stmts):
     fwd, bwd = [], []
     prev = None
-    for s in stmts:
+    for s in group_regions(stmts):
         f, b = rev_stmt(ctx, s)
         fwd += f
         if b and s.loc is not None and not isinstance(s, (ir.ParFor, ir.TimeLoop)):
@@ -172,6 +177,10 @@ def _rev_Comment(ctx, s):
     return [], []
 
 
+def _rev_CustomRegion(ctx, s):
+    return custom.rev_region(ctx, s, rev_block, _save)
+
+
 def _rev_Assign(ctx, s):
     x, e = s.target, s.value
     fwd, restore = [], []
@@ -196,9 +205,7 @@ def _rev_Assign(ctx, s):
 
 def _rev_Store(ctx, s):
     if s.mode in ("min", "max"):
-        raise AutodiffError(f"the adjoint of ds.atomic_{s.mode} is not implemented yet", s.loc,
-                            "compute the minimum/maximum with min()/max() over a serial loop instead",
-                            ctx.fn.name)
+        return minmax.rev_store(ctx, s)
     if s.arr not in ctx.active or not s.value.ty.is_float:
         return [], []
     bar = ctx.active[s.arr]
@@ -309,10 +316,16 @@ def _rev_Pop(ctx, s):
 
 
 def _rev_ParFor(ctx, s):
-    body = _one_reduction_each(ctx, s, region(ctx, s.body))
+    outer_par = getattr(ctx, "in_par", False)
+    ctx.in_par = True
+    try:
+        body = _one_reduction_each(ctx, s, region(ctx, s.body))
+    finally:
+        ctx.in_par = outer_par
     note = "adjoint: locals recomputed per iteration" + (
         "; overwritten ones kept on a per-iteration value stack" if any(isinstance(x, ir.Push) for x in body) else "")
-    return [], [ir.ParFor(s.vars, s.bounds, body, note, loc=s.loc)]
+    before, after = minmax.passes(ctx, s)       # atomic min/max: count the winners first
+    return [], before + [ir.ParFor(s.vars, s.bounds, body, note, loc=s.loc)] + after
 
 
 def _one_reduction_each(ctx, pf, body):
@@ -335,6 +348,21 @@ def _one_reduction_each(ctx, pf, body):
         init.append(ir.Assign(vmap[b], B.zero(t), t))
         fold.append(ir.Assign(b, B.add(ir.Var(t, b), ir.Var(t, vmap[b])), t))
     return init + body + fold
+
+
+def _rev_MatMul(ctx, s):
+    """out += op(a) @ op(b): the adjoints are matrix products again (one BLAS call each)."""
+    if s.out not in ctx.active:
+        return [], []
+    cb = ctx.active[s.out]
+    bwd = []
+    if s.a in ctx.active:       # a_bar += out_bar @ op(b)^T  (transposed back when a was)
+        bwd.append(ir.MatMul(s.b, cb, ctx.active[s.a], ta=s.tb, tb=True, loc=s.loc) if s.ta else
+                   ir.MatMul(cb, s.b, ctx.active[s.a], ta=False, tb=not s.tb, loc=s.loc))
+    if s.b in ctx.active:       # b_bar += op(a)^T @ out_bar
+        bwd.append(ir.MatMul(cb, s.a, ctx.active[s.b], ta=True, tb=s.ta, loc=s.loc) if s.tb else
+                   ir.MatMul(s.a, cb, ctx.active[s.b], ta=not s.ta, tb=False, loc=s.loc))
+    return [], bwd
 
 
 def _rev_Break(ctx, s):
@@ -412,9 +440,12 @@ def reverse_kernel(fn: ir.Function, active: list) -> ir.Function:
             ctx.locals[ctx.bar(n)] = t
     arrays = fn.arrays()
     params = list(fn.params) + [(amap[a], arrays[a]) for a in active]
+    extra, scratch = minmax.scratch_params(ctx)
     header = f"reverse mode of `{fn.name}`"
-    return ir.Function(fn.name + "_adjoint", params, stmts, (), None, fn.groups, ctx.locals, True,
-                       fn.origin, header)
+    out = ir.Function(fn.name + "_adjoint", params + extra, stmts, (), None, fn.groups, ctx.locals, True,
+                      fn.origin, header)
+    out.scratch = scratch       # zeroed float64 arrays shaped like these arguments, passed after the bars
+    return out
 
 
 def reverse_func(fn: ir.Function, wrt: list) -> ir.Function:

@@ -212,6 +212,11 @@ class Printer:
         self.line(d, f"while {self.expr(s.cond)}:")
         self.block(s.body, d + 1)
 
+    def st_MatMul(self, s, d):
+        a = f"{s.a}.T" if s.ta else s.a
+        b = f"{s.b}.T" if s.tb else s.b
+        self.line(d, f"{s.out} += np.dot({a}, {b})  # BLAS")
+
     def st_Break(self, s, d):
         self.line(d, "break")
 

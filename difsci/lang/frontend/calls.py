@@ -4,6 +4,8 @@ from __future__ import annotations
 import ast
 import builtins
 
+import numpy as np
+
 from .. import build as B
 from .. import intrinsics as I
 from .. import ir
@@ -13,6 +15,7 @@ from .stmts import StmtLowering
 from .values import CT, VV, Arr, Tup, type_of
 
 UNARY_MATH = set(I.MATH_NAMES) - {"atan2", "hypot"} | {"abs", "sign"}
+NUMPY_CASTS = (np.float32, np.float64, np.int32, np.int64)
 
 
 class CallLowering(StmtLowering):
@@ -38,10 +41,14 @@ class CallLowering(StmtLowering):
             return self.call_intrinsic(name, args, node)
         if isinstance(obj, T.Scalar) or obj in (builtins.float, builtins.int, builtins.bool):
             return self.call_cast(obj, args, node)
+        if obj in NUMPY_CASTS:      # np.float32(v) ... as in numba
+            return self.call_cast(T.from_numpy(obj), args, node)
         if isinstance(obj, (T.Vec, T.Mat)):
             return self.construct(obj, args, node)
         if obj is builtins.len:
             if len(args) != 1 or not isinstance(args[0], Arr):
+                if len(args) == 1:
+                    self.expect_array(node.args[0], args[0])
                 raise self.err(node, "len(...) takes an array")
             return ir.Shape(T.WEAK_INT, args[0].name, 0)
         if hasattr(obj, "specialize"):
@@ -135,6 +142,8 @@ class CallLowering(StmtLowering):
             return B.select(c, S(1), S(2))
         if name in ("atomic_add", "atomic_min", "atomic_max"):
             return self.call_atomic(name, args, node)
+        if name == "matmul":
+            return self.call_matmul(args, node)
         if name in ("randu", "randn"):
             if not 1 <= nargs <= 4:
                 raise self.err(node, f"ds.{name} takes 1 to 4 integer keys")
@@ -200,6 +209,22 @@ class CallLowering(StmtLowering):
             idx = [B.const(0)]
         idx = [self.int_index(i, node.args[1]) for i in idx]
         self.store(arr, idx, args[2], node, {"atomic_add": "add", "atomic_min": "min", "atomic_max": "max"}[name])
+        return CT(None)
+
+    def call_matmul(self, args, node):
+        """``ds.matmul(a, b, out)``: out += a @ b on whole 2-D arrays (BLAS), outside loops."""
+        if len(args) != 3 or not all(isinstance(a, Arr) for a in args):
+            raise self.err(node, "ds.matmul(a, b, out) takes three 2-D arrays: out += a @ b")
+        if self.level not in ("top", "time") or not self.is_kernel:
+            raise self.err(node, "ds.matmul works on whole arrays: call it in the kernel body, outside loops",
+                           hint="it runs as one BLAS call; loop over rows yourself for per-element products")
+        a, b, out = args
+        for arr in args:
+            if arr.info.logical_ndim != 2 or not isinstance(arr.info.elem, T.Scalar) or not arr.info.dtype.is_float:
+                raise self.err(node, f"`{arr.name}` must be a 2-D float array for ds.matmul")
+        if len({a.info.dtype, b.info.dtype, out.info.dtype}) != 1:
+            raise self.err(node, "ds.matmul needs a, b and out of one dtype")
+        self.emit(ir.MatMul(a.name, b.name, out.name, loc=self.cur_loc))
         return CT(None)
 
     # ------------------------------------------------------------- funcs

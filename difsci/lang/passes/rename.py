@@ -50,4 +50,9 @@ def _stmt(s, vmap, amap):
         return replace(s, value=E(s.value))
     if isinstance(s, ir.Pop):
         return replace(s, target=V(s.target))
+    if isinstance(s, ir.MatMul):
+        return replace(s, a=amap.get(s.a, s.a), b=amap.get(s.b, s.b), out=amap.get(s.out, s.out))
+    if isinstance(s, ir.Comment) and (hasattr(s, "custom") or hasattr(s, "custom_end")):
+        from ..autodiff.custom import rename_marker
+        return rename_marker(s, vmap)
     return replace(s)
