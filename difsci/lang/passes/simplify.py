@@ -20,9 +20,10 @@ from .rename import _stmt as _rename_stmt  # noqa: F401  (same traversal shape)
 
 
 def simplify(fn: ir.Function) -> ir.Function:
-    fn = propagate_constants(fn)
+    from .cse import cse
+    fn = propagate_copies(propagate_constants(fn))
     fn = replace(fn, body=dead_stores(fn.body, _result_vars(fn), fn.is_kernel))
-    return dce(fn)
+    return cse(dce(fn))
 
 
 def _result_vars(fn):
@@ -121,6 +122,85 @@ def propagate_constants(fn: ir.Function) -> ir.Function:
         return out
 
     return replace(fn, body=block(fn.body), results=tuple(sub(r) for r in fn.results))
+
+
+# --------------------------------------------------------------- copies
+def _assign_counts(stmts) -> dict:
+    count = {}
+    for s in ir.walk_stmts(stmts):
+        for name in _targets(s):
+            count[name] = count.get(name, 0) + 1
+    return count
+
+
+def propagate_copies(fn: ir.Function) -> ir.Function:
+    """``x = y`` with both assigned once (y possibly a parameter): use ``y`` for ``x``.
+
+    Inlining copies every argument into a parameter local; without this, the
+    same ``tanh(a0)`` under four parameter names is four libm calls.  Only when
+    ``y`` is set earlier in the same block and ``x`` is read nowhere but after
+    the copy in that block (so no loop iteration can see an older value).
+    """
+    count = _assign_counts(fn.body)
+    params = {n for n, _ in fn.params}
+    total = _read_counts(fn.body, fn.results)
+    copies = {}
+    _find_copies(fn.body, count, params, total, copies)
+    if not copies:
+        return fn
+
+    def root(n):
+        seen = set()
+        while n in copies and n not in seen:
+            seen.add(n)
+            n = copies[n]
+        return n
+    vmap = {k: root(k) for k in copies}
+    from .rename import rename_expr, rename_stmts
+    body = _drop_self_copies(rename_stmts(fn.body, vmap, {}))
+    return replace(fn, body=body, results=tuple(rename_expr(r, vmap, {}) for r in fn.results))
+
+
+def _read_counts(stmts, results=()) -> dict:
+    out = {}
+    for s in ir.walk_stmts(stmts):
+        for e in ir.stmt_exprs(s):
+            for n in ir.walk_expr(e):
+                if isinstance(n, ir.Var):
+                    out[n.name] = out.get(n.name, 0) + 1
+    for r in results:
+        for n in ir.walk_expr(r):
+            if isinstance(n, ir.Var):
+                out[n.name] = out.get(n.name, 0) + 1
+    return out
+
+
+def _find_copies(stmts, count, params, total, copies):
+    set_here = set()
+    for k, s in enumerate(stmts):
+        if (isinstance(s, ir.Assign) and isinstance(s.value, ir.Var) and count.get(s.target) == 1
+                and s.target not in params and s.value.ty == s.ty):
+            y = s.value.name
+            y_ok = (y in params and y not in count) or (count.get(y) == 1 and y in set_here)
+            if y_ok and _read_counts(stmts[k + 1:]).get(s.target, 0) == total.get(s.target, 0):
+                copies[s.target] = y
+        if isinstance(s, (ir.Assign, ir.Pop)):
+            set_here.add(s.target)
+        for b in ir.child_blocks(s):
+            _find_copies(b, count, params, total, copies)
+
+
+def _drop_self_copies(stmts):
+    out = []
+    for s in stmts:
+        if isinstance(s, ir.Assign) and isinstance(s.value, ir.Var) and s.value.name == s.target:
+            continue
+        if isinstance(s, ir.If):
+            s = replace(s, body=_drop_self_copies(s.body), orelse=_drop_self_copies(s.orelse))
+        elif ir.child_blocks(s):
+            s = replace(s, body=_drop_self_copies(s.body))
+        out.append(s)
+    return out
 
 
 # ---------------------------------------------------------- dead stores
