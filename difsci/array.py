@@ -31,7 +31,7 @@ class Array:
             raise TypeError(f"only floating arrays carry gradients; this array holds {elem.scalar}")
         self.requires_grad = bool(requires_grad)
         if requires_grad and grad is None:
-            grad = Array(np.zeros_like(data), elem, device=device)
+            grad = Array(_zeros_like(data, device), elem, device=device)
         self._grad = grad
 
     # --- numpy-like surface -------------------------------------------------
@@ -57,18 +57,23 @@ class Array:
         return int(np.prod(self.shape))
 
     def numpy(self) -> np.ndarray:
-        """The data itself on the CPU (a view, no copy)."""
+        """The data itself on the CPU (a view, no copy); from a GPU, a host copy."""
+        if self.device != "cpu":
+            from .lang.backends import devices
+            return devices.to_host(self.data)
         return self.data
 
     def __array__(self, dtype=None, copy=None):
-        return self.data if dtype is None else self.data.astype(dtype)
+        d = self.numpy()
+        return d if dtype is None else d.astype(dtype)
 
     def __len__(self):
         return self.shape[0]
 
     def __repr__(self):
         g = ", requires_grad=True" if self.requires_grad else ""
-        return f"ds.Array({self.data!r}, dtype={self.dtype}{g})"
+        dev = f", device={self.device!r}" if self.device != "cpu" else ""
+        return f"ds.Array({self.numpy()!r}, dtype={self.dtype}{g}{dev})"
 
     def __getitem__(self, idx) -> "Array":
         """A view; its ``.grad`` is the matching view of this array's ``.grad``."""
@@ -76,18 +81,24 @@ class Array:
             idx = (idx,)
         view = self.data[idx]
         ne = len(getattr(self.elem, "shape", ()))
-        if not isinstance(view, np.ndarray) or view.ndim < ne:
+        is_view = isinstance(view, np.ndarray) or (self.device != "cpu" and not isinstance(view, np.generic)
+                                                    and hasattr(view, "copy_to_host"))
+        if not is_view or view.ndim < ne:
             raise IndexError("indexing a ds.Array gives a view; use .numpy()[...] to read elements")
         g = Array(self._grad.data[idx], self.elem, device=self.device) if self._grad is not None else None
         return Array(view, self.elem, self.requires_grad, g, self.device)
 
     def fill(self, value) -> "Array":
+        if self.device != "cpu":
+            from .lang.backends import devices
+            devices.fill(self.data, value)
+            return self
         self.data[...] = value
         return self
 
     def zero_grad(self) -> None:
         if self._grad is not None:
-            self._grad.data[...] = 0
+            self._grad.fill(0)
 
     def to(self, device: str) -> "Array":
         if device == self.device:
@@ -101,14 +112,23 @@ class Array:
         raise ValueError(f"unknown device {device!r}: use 'cpu' or 'cuda'")
 
     def copy(self) -> "Array":
+        if self.device != "cpu":
+            from .lang.backends import devices
+            g = Array(devices.copy(self._grad.data), self.elem, device=self.device) if self._grad is not None else None
+            return Array(devices.copy(self.data), self.elem, self.requires_grad, g, self.device)
         g = Array(self._grad.data.copy(), self.elem) if self._grad is not None else None
         return Array(self.data.copy(), self.elem, self.requires_grad, g, self.device)
 
 
-def array(a, dtype=None, requires_grad: bool = False, device: str = "cpu") -> Array:
-    """Wrap (a copy of) ``a``.  ``dtype=ds.vec2`` takes trailing axes of size 2."""
+def array(a, dtype=None, requires_grad: bool = False, device: str | None = None) -> Array:
+    """Wrap (a copy of) ``a``.  ``dtype=ds.vec2`` takes trailing axes of size 2.
+
+    ``device`` is ``"cpu"`` or ``"cuda"``; by default the backend's (``cuda`` after
+    ``ds.init(backend="cuda")``, else ``cpu``).
+    """
+    device = _device(device)
     if isinstance(a, Array):
-        a = a.data
+        a = a.numpy()
     if dtype is None:
         src = np.asarray(a)
         if src.dtype.kind == "f":
@@ -128,28 +148,53 @@ def array(a, dtype=None, requires_grad: bool = False, device: str = "cpu") -> Ar
         if eshape and tuple(data.shape[data.ndim - len(eshape):]) != tuple(eshape):
             raise ValueError(f"an array of {elem} needs trailing axes {eshape}; got shape {data.shape}")
     # np.ascontiguousarray would turn a 0-d array into a 1-d one
-    out = Array(np.require(data, requirements="C"), elem, requires_grad)
-    return out.to(device) if device != "cpu" else out
+    data = np.require(data, requirements="C")
+    if device != "cpu":
+        if requires_grad and not elem.scalar.is_float:   # the error before any device work
+            raise TypeError(f"only floating arrays carry gradients; this array holds {elem.scalar}")
+        from .lang.backends import devices
+        data = devices.to_device(data)
+    return Array(data, elem, requires_grad, device=device)
 
 
-def zeros(shape, dtype=np.float64, requires_grad: bool = False, device: str = "cpu") -> Array:
+def zeros(shape, dtype=np.float64, requires_grad: bool = False, device: str | None = None) -> Array:
     """An array of zeros; ``shape=()`` gives a 0-d scalar array."""
+    device = _device(device)
     if isinstance(shape, (int, np.integer)):
         shape = (int(shape),)
     elem = _elem_of(dtype)
-    data = np.zeros(tuple(shape) + tuple(getattr(elem, "shape", ())), dtype=elem.scalar.np)
-    out = Array(data, elem, requires_grad)
-    return out.to(device) if device != "cpu" else out
+    full_shape = tuple(shape) + tuple(getattr(elem, "shape", ()))
+    if device != "cpu":
+        if requires_grad and not elem.scalar.is_float:
+            raise TypeError(f"only floating arrays carry gradients; this array holds {elem.scalar}")
+        from .lang.backends import devices
+        return Array(devices.zeros(full_shape, elem.scalar.np), elem, requires_grad, device=device)
+    data = np.zeros(full_shape, dtype=elem.scalar.np)
+    return Array(data, elem, requires_grad)
 
 
-def ones(shape, dtype=np.float64, requires_grad: bool = False, device: str = "cpu") -> Array:
+def ones(shape, dtype=np.float64, requires_grad: bool = False, device: str | None = None) -> Array:
     return zeros(shape, dtype, requires_grad, device).fill(1)
 
 
 def zeros_like(a: Array, requires_grad: bool | None = None) -> Array:
     rg = a.requires_grad if requires_grad is None else requires_grad
-    return Array(np.zeros_like(a.data), a.elem, rg, device=a.device)
+    return Array(_zeros_like(a.data, a.device), a.elem, rg, device=a.device)
 
 
-def full(shape, value, dtype=np.float64, requires_grad: bool = False) -> Array:
-    return zeros(shape, dtype, requires_grad).fill(value)
+def full(shape, value, dtype=np.float64, requires_grad: bool = False, device: str | None = None) -> Array:
+    return zeros(shape, dtype, requires_grad, device).fill(value)
+
+
+# --- devices (the cuda backend: difsci/lang/backends/devices.py) ---------------------------
+def _device(device):
+    """``device`` checked, or the backend's device when None."""
+    from .lang.backends import devices
+    return devices.default_device() if device is None else devices.check_device(device)
+
+
+def _zeros_like(data, device):
+    if device == "cpu":
+        return np.zeros_like(data)
+    from .lang.backends import devices
+    return devices.zeros_like(data)

@@ -39,7 +39,38 @@ def init(backend: str | None = None, debug: bool | None = None, deterministic: b
 
 
 def check_cuda() -> None:
+    """Raise ``BackendError`` unless numba can run CUDA kernels: a GPU, or the simulator."""
+    if _cuda_ok:
+        return
+    _check_cuda()
+
+
+_cuda_ok = False
+
+
+def _check_cuda() -> None:
+    # --- cuda backend (difsci/lang/backends/cuda_source.py) -------------------------------
+    global _cuda_ok
+    import sys
+
+    import numba
+    env_sim = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
+    if env_sim and not numba.config.ENABLE_CUDASIM and "numba.cuda" not in sys.modules:
+        numba.config.reload_config()    # set after numba was imported, before numba.cuda: still in time
+    late = env_sim and not numba.config.ENABLE_CUDASIM
+    why = ""
+    try:
+        from numba import cuda
+        ok = bool(cuda.is_available())
+    except Exception as e:  # a broken CUDA installation: say what numba said
+        ok, why = False, f" ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})"
+    if ok:
+        _cuda_ok = True
+        return
+    hint = ("NUMBA_ENABLE_CUDASIM is set, but numba.cuda was imported before it was: set it before "
+            "importing difsci or numba. " if late else "")
     raise BackendError(
-        "the cuda backend is not available in this version of difsci (and no GPU was checked for); "
-        "once it lands, NUMBA_ENABLE_CUDASIM=1 runs it on numba's CPU simulator. "
-        "Use backend='cpu' (numba, parallel) or 'python' meanwhile.")
+        f"the cuda backend needs an NVIDIA GPU with a working driver, and numba found none{why}. "
+        f"{hint}Set NUMBA_ENABLE_CUDASIM=1 in the environment (before importing difsci) to run the cuda "
+        "backend on numba's CPU simulator (slow: about 150 us per GPU thread; for tests), "
+        "or use backend='cpu' (numba, parallel) or 'python'.")

@@ -16,6 +16,9 @@ class _Paused:
     def record(self, kernel, args, spec):
         pass
 
+    def validating(self) -> bool:
+        return False
+
 
 _PAUSED = _Paused()
 
@@ -31,6 +34,19 @@ class Tape:
     def __init__(self, validate: bool = False):
         self.launches: list = []
         self.validate = validate
+        self._log = None
+
+    def validating(self) -> bool:
+        """Check the access rule at run time (``validate=True`` or ``ds.init(debug=True)``)?"""
+        from .config import config
+        return self.validate or config.debug
+
+    def validated_launch(self, kernel, args, spec) -> None:
+        """Run a launch instrumented (slow), raising AutodiffError on an access-rule violation."""
+        from .lang.autodiff.validate import AccessLog
+        if self._log is None:
+            self._log = AccessLog()
+        self._log.launch(kernel, spec, args)
 
     def __enter__(self):
         _stack.append(self)
@@ -66,7 +82,7 @@ class Tape:
             if carries:
                 for p, a in zip(params, args):
                     if p in spec.writes and not (isinstance(a, Array) and a.requires_grad):
-                        if isinstance(a, (Array, np.ndarray)) and np.asarray(a).dtype.kind == "f":
+                        if isinstance(a, (Array, np.ndarray)) and _dtype(a).kind == "f":
                             tainted[id(_base(a))] = (kernel, p)
 
     # ------------------------------------------------------------ backward
@@ -77,12 +93,12 @@ class Tape:
         if seed is None:
             if out.size != 1:
                 raise ValueError(f"backward(out) without a seed needs a one-element array; out has shape {out.shape}")
-            out.grad.data[...] += 1.0
+            _seed(out.grad, 1.0)
         else:
             s = seed.numpy() if isinstance(seed, Array) else np.asarray(seed)
             if s.shape != out.data.shape:
                 raise ValueError(f"the seed has shape {s.shape}, but out has shape {out.data.shape}")
-            out.grad.data[...] += s
+            _seed(out.grad, s)
         self._check_cut_paths()
         _stack.append(_PAUSED)      # launches made by adjoints (hand-written ones) are not recorded
         try:
@@ -109,3 +125,16 @@ def _base(a):
     while a.base is not None and isinstance(a.base, np.ndarray):
         a = a.base
     return a
+
+
+def _dtype(a):
+    return a.data.dtype if isinstance(a, Array) else a.dtype     # no host copy of a device array
+
+
+def _seed(g: Array, value) -> None:
+    """``g += value``: in place on the CPU; on a GPU through devices (the cuda backend)."""
+    if g.device == "cpu":
+        g.data[...] += value
+    else:
+        from .lang.backends import devices
+        devices.add_scalar_or_array(g.data, value)
