@@ -61,22 +61,6 @@ def assert_close(got, want, dtype=np.float64, rtol=None, atol=None):
     np.testing.assert_allclose(got, want, rtol=r if rtol is None else rtol, atol=a if atol is None else atol)
 
 
-def on_both(kernel, make_args, check):
-    """Launch ``kernel`` on each backend with fresh arguments and ``check`` them.
-
-    ``make_args()`` builds the argument tuple; ``check(args, backend)`` asserts
-    on the results.  Leaves the backend at ``cpu``.
-    """
-    try:
-        for b in BACKENDS:
-            _use(b)
-            args = make_args()
-            kernel(*args)
-            check(args, b)
-    finally:
-        _use("cpu")
-
-
 def snapshot(*arrays):
     """Copies of the data of ``arrays`` (ds.Array or numpy), to check nothing was written."""
     return [np.array(np.asarray(a), copy=True) for a in arrays]
@@ -85,3 +69,13 @@ def snapshot(*arrays):
 def unchanged(before, *arrays):
     """True when every array still holds the data of ``before``."""
     return all(np.array_equal(b, np.asarray(a), equal_nan=True) for b, a in zip(before, arrays))
+
+
+def cuda_available() -> bool:
+    """Whether the cuda backend can run here (a GPU, or NUMBA_ENABLE_CUDASIM=1)."""
+    from difsci.config import check_cuda
+    try:
+        check_cuda()
+    except ds.BackendError:
+        return False
+    return True

@@ -126,7 +126,10 @@ class Kernel:
             if spec is None:
                 spec = self._spec(self._arg_types(args))
                 self._fast[key] = spec
-            spec.launch(args)
+            if _tape_stack and _tape_stack[-1].validating():
+                _tape_stack[-1].validated_launch(self, args, spec)    # access rule checked at run time
+            else:
+                spec.launch(args)
         except (errors.DifsciError, TypeError, ValueError) as e:
             raise errors.user_facing(e) from None
         if _tape_stack:

@@ -82,25 +82,25 @@ def conform(t, ann, who):
     """Check value type ``t`` against annotation ``ann``; the annotation's type wins for scalars."""
     if isinstance(ann, T.ArrayType):
         if not isinstance(t, ir.ArrayInfo):
-            raise TypeError(f"{who}: expected an array {ann}, got {_describe(t)}")
+            raise TypeError(f"{who}: expected an array {ann}, got {describe(t)}")
         if t.logical_ndim != ann.ndim:
             raise ValueError(f"{who}: expected a {ann.ndim}-d array ({ann}), got a {t.logical_ndim}-d array")
         if t.elem != ann.elem and not (isinstance(ann.elem, T.Scalar) and t.elem == ann.elem.strong()):
             raise TypeError(f"{who}: expected elements of type {ann.elem}, got {t.elem}")
         return t
     if isinstance(t, ir.ArrayInfo):
-        raise TypeError(f"{who}: expected {_describe(ann)}, got an array")
+        raise TypeError(f"{who}: expected {describe(ann)}, got an array")
     if isinstance(ann, T.Scalar):
         if isinstance(t, (T.Vec, T.Mat)):
-            raise TypeError(f"{who}: expected {_describe(ann)}, got {_describe(t)}")
+            raise TypeError(f"{who}: expected {describe(ann)}, got {describe(t)}")
         if ann.is_int and t.is_float:
             raise TypeError(f"{who}: expected an integer, got a float")
         if ann.is_bool and not t.is_bool:
-            raise TypeError(f"{who}: expected a bool, got {_describe(t)}")
+            raise TypeError(f"{who}: expected a bool, got {describe(t)}")
         return ann
     if isinstance(ann, (T.Vec, T.Mat)):
         if t != ann:
-            raise TypeError(f"{who}: expected {_describe(ann)}, got {_describe(t)}")
+            raise TypeError(f"{who}: expected {describe(ann)}, got {describe(t)}")
         return ann
     return t
 
@@ -116,21 +116,21 @@ def func_param_type(ann, t, who):
         return t
     if isinstance(ann, T.ArrayType):
         if not isinstance(t, ir.ArrayInfo):
-            raise TypeError(f"{who}: expected an array {ann}, got {_describe(t)} "
+            raise TypeError(f"{who}: expected an array {ann}, got {describe(t)} "
                             "(a func taking arrays can be called from kernels only)")
         return conform(t, ann, who)
     if isinstance(t, ir.ArrayInfo):
-        raise TypeError(f"{who}: expected {_describe(ann)}, got an array")
+        raise TypeError(f"{who}: expected {describe(ann)}, got an array")
     if isinstance(ann, T.Scalar) and isinstance(t, T.Scalar):
         return ann
     if isinstance(ann, (T.Vec, T.Mat)) and isinstance(t, (T.Vec, T.Mat)) and ann.shape == t.shape:
         return ann
     if isinstance(t, (T.Scalar, T.Vec, T.Mat)):
-        raise TypeError(f"{who}: expected {_describe(ann)}, got {_describe(t)}")
+        raise TypeError(f"{who}: expected {describe(ann)}, got {describe(t)}")
     return t
 
 
-def _describe(t):
+def describe(t):
     """A type in a user's words: ``a float``, ``an int``, ``an f32``, ``a vec2 (...)``."""
     if isinstance(t, T.Scalar):
         if t.weak:
@@ -147,7 +147,7 @@ def components(v, t, who="") -> tuple:
     """A vector/matrix argument of type ``t`` as the scalars the generated code takes (row-major)."""
     a = np.asarray(v)
     if a.shape != t.shape:
-        raise ValueError(f"{who or 'argument'}: expected {_describe(t)}, got shape {a.shape}")
+        raise ValueError(f"{who or 'argument'}: expected {describe(t)}, got shape {a.shape}")
     return tuple(t.dtype.np(x) for x in a.ravel())
 
 

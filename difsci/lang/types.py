@@ -243,6 +243,11 @@ def unify(a, b):
                 return a if a.is_float else f64
             return promote(a, b)
         return promote(a, b)
-    if type(a) is type(b) and a.shape == b.shape:
+    if isinstance(a, TupleType) and isinstance(b, TupleType):
+        if len(a.items) != len(b.items):
+            return None
+        items = tuple(unify(x, y) for x, y in zip(a.items, b.items))
+        return None if None in items else TupleType(items)
+    if isinstance(a, (Vec, Mat)) and type(a) is type(b) and a.shape == b.shape:
         return type(a)(*a.shape, promote(a.dtype, b.dtype).strong())
     return None

@@ -2,10 +2,12 @@
 
 ``math`` here is not Python's module: the generated code is numba code, and
 numba's ``math.sqrt(-1.0)`` is nan and ``math.exp(1000.0)`` inf (NumPy
-semantics), where Python's raises.  The stand-in below computes in float64
-with NumPy and returns NumPy scalars, so the oracle gives what numba gives
-(and its results keep NumPy's semantics in the arithmetic that follows).
+semantics), where Python's raises.  The stand-in below calls Python's math
+(the same libm numba calls) and falls back to NumPy where that raises; it
+returns NumPy scalars, as do ``min``/``max``/``abs`` here, so that the
+arithmetic that follows keeps NumPy's semantics too (``x / 0.0`` is inf).
 """
+import builtins as _builtins
 import math as _pymath
 import types as _types
 
@@ -39,3 +41,19 @@ _UFUNCS = {"sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin, "acos
 
 math = _types.SimpleNamespace(pi=_pymath.pi, e=_pymath.e, inf=_pymath.inf, tau=_pymath.tau, nan=_pymath.nan,
                               **{n: _numpy_semantics(n, u) for n, u in _UFUNCS.items()})
+
+
+def _numpy_scalar(v):
+    return np.float64(v) if type(v) is float else v
+
+
+def min(a, b):  # noqa: A001 - the generated code's min: numba's (the first unless b < a)
+    return _numpy_scalar(b if b < a else a)
+
+
+def max(a, b):  # noqa: A001
+    return _numpy_scalar(b if b > a else a)
+
+
+def abs(x):  # noqa: A001
+    return _numpy_scalar(_builtins.abs(x))

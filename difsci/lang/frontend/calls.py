@@ -137,8 +137,8 @@ class CallLowering(StmtLowering):
         if name == "select":
             self._arity(node, name, nargs, 3)
             c = self.truth(args[0], node.args[0])
-            if isinstance(args[1], VV):
-                return V.like(args[1], [B.select(c, x, y) for x, y in zip(args[1].comps, args[2].comps)])
+            if isinstance(args[1], VV) or isinstance(args[2], VV):
+                return self._elementwise(node, name, lambda x, y: B.select(c, x, y), args[1], args[2])
             return B.select(c, S(1), S(2))
         if name in ("atomic_add", "atomic_min", "atomic_max"):
             return self.call_atomic(name, args, node)
@@ -162,19 +162,20 @@ class CallLowering(StmtLowering):
 
     def _minmax(self, name, a, b, node):
         if isinstance(a, VV) or isinstance(b, VV):
-            return self._vec_minmax(name, a, b)
+            return self._elementwise(node, name, lambda x, y: B.call(name, x, y), a, b)
         a, b = self.as_scalar(a, node), self.as_scalar(b, node)
         ty = T.promote(a.ty, b.ty)
         return B.call(name, B.cast(a, ty), B.cast(b, ty))
 
-    def _vec_minmax(self, name, a, b):
-        aa = a.comps if isinstance(a, VV) else None
-        bb = b.comps if isinstance(b, VV) else None
+    def _elementwise(self, node, name, fn, a, b):
+        """``fn`` over the components of ``a`` and ``b``: vectors of one shape, or a vector and a number."""
+        if isinstance(a, VV) and isinstance(b, VV) and a.dtype.shape != b.dtype.shape:
+            raise self.err(node, f"ds.{name} of a {a.dtype} and a {b.dtype}: the shapes differ")
         ref = a if isinstance(a, VV) else b
         n = len(ref.comps)
-        aa = aa or [a] * n
-        bb = bb or [b] * n
-        return V.like(ref, [B.call(name, x, y) for x, y in zip(aa, bb)])
+        aa = a.comps if isinstance(a, VV) else [self.as_scalar(a, node)] * n
+        bb = b.comps if isinstance(b, VV) else [self.as_scalar(b, node)] * n
+        return V.like(ref, [fn(x, y) for x, y in zip(aa, bb)])
 
     def call_vector_fn(self, name, args, node):
         for a, an in zip(args, node.args):
@@ -229,6 +230,10 @@ class CallLowering(StmtLowering):
 
     # ------------------------------------------------------------- funcs
     def inline_call(self, fobj, args, node):
+        from .lower import ACTIVE
+        if any(getattr(getattr(fobj, "src", None), "parsed", None) is p for p in ACTIVE):
+            raise self.err(node, f"`{fobj.__name__}` calls itself; recursion is not supported in kernels",
+                           hint="write the recursion as a loop")
         types = []
         for a, an in zip(args, node.args):
             if isinstance(a, CT):

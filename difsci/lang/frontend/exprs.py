@@ -127,6 +127,8 @@ class ExprLowering(CallLowering):
         if isinstance(node.op, ast.Not):
             return B.lnot(self.truth(v, node.operand))
         v = self._num(v, node.operand)
+        if isinstance(v, ir.Expr) and v.ty.is_bool:
+            v = B.cast(v, T.WEAK_INT)      # -True is -1, as in Python
         if isinstance(node.op, ast.USub):
             return V.unary(B.neg, v) if isinstance(v, VV) else B.neg(v)
         if isinstance(node.op, ast.UAdd):
@@ -185,6 +187,8 @@ class ExprLowering(CallLowering):
             if attr == "ndim":
                 return B.const(base.info.logical_ndim)
             raise self.err(node, f"arrays have `.shape` and `.ndim` inside kernels, not `.{attr}`")
+        if attr in ("shape", "ndim"):
+            self.expect_array(node.value, base)
         if isinstance(base, VV):
             if attr == "T" and base.is_mat:
                 return V.transpose(base)
@@ -220,7 +224,21 @@ class ExprLowering(CallLowering):
                 raise self.err(node, "tuple index out of range") from None
         if isinstance(base, VV):
             return self.component(base, [self.int_index(i, n) for i, n in zip(idx, nodes)], node)
+        self.expect_array(node.value, base)
         raise self.err(node, f"{_kind(base)} cannot be indexed")
+
+    def expect_array(self, node, value):
+        """A kernel parameter used as an array but passed something else: a launch TypeError
+        naming the kernel and the parameter (API.md §9), raised before anything runs."""
+        params = dict(self.param_types)
+        if not (self.is_kernel and isinstance(node, ast.Name) and node.id in params
+                and not isinstance(params[node.id], ir.ArrayInfo) and node.id not in self.var_types):
+            return
+        from ..specialize import describe
+        loc = self.loc(node)
+        raise TypeError(f"kernel `{self.name}`, parameter `{node.id}`: expected an array, got "
+                        f"{describe(params[node.id])} (the kernel uses it as an array at "
+                        f"{loc.filename}:{loc.line})")
 
     def array_index(self, arr: Arr, node):
         s = node.slice

@@ -18,6 +18,7 @@ from .exprs import ExprLowering
 from .values import CT, VV, Arr, Tup, type_of
 
 MAX_PASSES = 8
+ACTIVE: list = []    # the sources being lowered, innermost last (a func calling itself is an error)
 
 
 class FrameReturn:
@@ -38,15 +39,31 @@ class Lowerer(ExprLowering):
         self.name = name
         self.var_types: dict = {}
         self.local_names = _assigned_names(parsed.tree)
+        self.ret_type = None         # a func's result type, unified over its returns and passes
+        # every name the user wrote: generated names (components, inlined locals) must avoid them
+        self.user_names = {n.id for n in ast.walk(parsed.tree) if isinstance(n, ast.Name)} | \
+            {p for p, _ in params}
 
     # ------------------------------------------------------------ driver
     def run(self) -> ir.Function:
-        for _ in range(MAX_PASSES):
-            self.dirty = False
-            fn = self._pass()
-            if not self.dirty:
-                return fn
+        ACTIVE.append(self.parsed)
+        try:
+            for _ in range(MAX_PASSES):
+                self.dirty = False
+                fn = self._pass()
+                if not self.dirty:
+                    return fn
+        finally:
+            ACTIVE.pop()
         raise errors.InternalCompilerError("infer", f"types of `{self.name}` did not settle")
+
+    def comp_names(self, name, n):
+        """The locals holding the ``n`` components of vector/matrix ``name``: ``name_0`` …, with more
+        underscores where the user also wrote such a name."""
+        sep = "_"
+        while any(f"{name}{sep}{k}" in self.user_names for k in range(n)):
+            sep += "_"
+        return [f"{name}{sep}{k}" for k in range(n)]
 
     def _pass(self) -> ir.Function:
         self.ntemp = 0
@@ -66,7 +83,7 @@ class Lowerer(ExprLowering):
                 params.append((pname, pty))
                 groups.append((pname, pty, [pname]))
             elif isinstance(pty, (T.Vec, T.Mat)):
-                names = [f"{pname}_{k}" for k in range(pty.ncomp)]
+                names = self.comp_names(pname, pty.ncomp)
                 self.env[pname] = ("v", names, pty)
                 params += [(n, pty.dtype) for n in names]
                 groups.append((pname, pty, names))
@@ -145,7 +162,7 @@ class Lowerer(ExprLowering):
             self.locals_out[name] = ty
             self.emit(ir.Assign(name, B.cast(value, ty), ty, loc=self.cur_loc))
         else:
-            names = [f"{name}_{k}" for k in range(ty.ncomp)]
+            names = self.comp_names(name, ty.ncomp)
             self.env[name] = ("v", names, ty)
             for n, c in zip(names, value.comps):
                 self.locals_out[n] = ty.dtype
@@ -168,7 +185,7 @@ class Lowerer(ExprLowering):
             if isinstance(ty, T.Scalar):
                 b = ("s", name, ty)
             else:
-                b = ("v", [f"{name}_{k}" for k in range(ty.ncomp)], ty)
+                b = ("v", self.comp_names(name, ty.ncomp), ty)
             self.env[name] = b
         if b[0] == "s":
             ty = self.var_types.get(name) or b[2]
@@ -216,13 +233,18 @@ class Lowerer(ExprLowering):
         if not self.ret.early:
             return
         rty = type_of(value)
+        # the result type unifies over every return, like a local's type over its assignments
+        known = self.ret_type
+        u = T.unify(known, rty)
+        if u is None:
+            raise self.err(node, f"this return gives a {rty}, an earlier one a {known}",
+                           hint="return values of the same kind (numbers, or vectors of one shape) everywhere")
+        if u != known:
+            self.ret_type = u
+            self.dirty = self.dirty or known is not None
         if getattr(self.ret, "rtype", None) is None:
-            self.ret.rtype = rty
-            self.ret.slots = [(f"_ret{k}", t) for k, t in enumerate(_flat_types(rty))]
-        elif _flat_types(self.ret.rtype) != _flat_types(rty):
-            u = T.unify(self.ret.rtype, rty)
-            if u is None:
-                raise self.err(node, f"this return gives a {rty}, an earlier one a {self.ret.rtype}")
+            self.ret.rtype = self.ret_type
+            self.ret.slots = [(f"_ret{k}", t) for k, t in enumerate(_flat_types(self.ret_type))]
         for (n, t), c in zip(self.ret.slots, _flatten(value)):
             self.locals_out[n] = t
             self.emit(ir.Assign(n, B.cast(c, t), t, loc=self.loc(node)))

@@ -99,6 +99,9 @@ class StmtLowering:
             items = [self._snapshot(i, targets) for i in items]
             for t, v in zip(tgt.elts, items):
                 self.assign(t, v, node)
+        elif (ec := self.element_component(tgt)) is not None:
+            self.cur_loc = self.loc(tgt)
+            self.store_component(*ec, self.as_scalar(value, node), "set")
         elif isinstance(tgt, ast.Subscript):
             base = self.lower_expr(tgt.value)
             if isinstance(base, Arr):
@@ -107,6 +110,7 @@ class StmtLowering:
             elif isinstance(base, VV) and isinstance(tgt.value, ast.Name):
                 self.set_component(tgt.value.id, base, tgt, value)
             else:
+                self.expect_array(tgt.value, base)
                 raise self.err(tgt, "only array elements and vector components can be assigned")
         elif isinstance(tgt, ast.Attribute):
             base = self.lower_expr(tgt.value)
@@ -120,6 +124,36 @@ class StmtLowering:
                 raise self.err(tgt, "only vector components (.x .y .z .w) can be assigned as attributes")
         else:
             raise self.err(tgt, "cannot assign to this")
+
+    def element_component(self, tgt):
+        """``p[i].x``, ``p[i][k]``, ``M[i][r, c]``: (array, storage index) of one component of an
+        element of an array of vectors/matrices; None for any other target."""
+        inner = tgt.value if isinstance(tgt, (ast.Attribute, ast.Subscript)) else None
+        if not (isinstance(inner, ast.Subscript) and isinstance(inner.value, ast.Name)):
+            return None
+        arr = self.lower_expr(inner.value)
+        if not (isinstance(arr, Arr) and isinstance(arr.info.elem, (T.Vec, T.Mat))):
+            return None
+        elem = arr.info.elem
+        idx = self.array_index(arr, inner)
+        if isinstance(tgt, ast.Attribute):
+            from .exprs import COMPONENTS
+            k = COMPONENTS.get(tgt.attr)
+            if isinstance(elem, T.Mat) or k is None or k >= elem.n:
+                raise self.err(tgt, f"`.{tgt.attr}` is not a component of a {elem}")
+            return arr, idx + [B.const(k)]
+        vals, nodes = self.index_values(tgt)
+        if len(vals) != len(elem.shape):
+            raise self.err(tgt, f"a component of a {elem} takes {len(elem.shape)} index(es)")
+        comp = [self.int_index(v, n) for v, n in zip(vals, nodes)]
+        for c, size in zip(comp, elem.shape):
+            if isinstance(c, ir.Const) and not 0 <= c.value < size:
+                raise self.err(tgt, f"component index {c.value} out of range for a {elem}")
+        return arr, idx + comp
+
+    def store_component(self, arr: Arr, idx, value, mode):
+        """Store (``set``) or accumulate (``add``) the scalar ``value`` into one component."""
+        self.emit(ir.Store(arr.name, tuple(idx), B.cast(value, arr.info.dtype), mode, loc=self.cur_loc))
 
     def _snapshot(self, v, targets):
         """``v`` held where assigning the names ``targets`` cannot change it."""
@@ -184,6 +218,17 @@ class StmtLowering:
     def st_AugAssign(self, node):
         tgt = node.target
         opcls = type(node.op)
+        ec = self.element_component(tgt)
+        if ec is not None:
+            arr, idx = ec
+            rhs = self.scalar(node.value)
+            self.cur_loc = self.loc(tgt)
+            if opcls in AUG_STORE:
+                self.store_component(arr, idx, B.neg(rhs) if opcls is ast.Sub else rhs, "add")
+            else:
+                cur = ir.Load(arr.info.dtype, arr.name, tuple(idx))
+                self.store_component(arr, idx, self.as_scalar(self.binary(node, opcls, cur, rhs), node), "set")
+            return
         if isinstance(tgt, ast.Subscript):
             base = self.lower_expr(tgt.value)
             if isinstance(base, Arr):

@@ -67,6 +67,8 @@ def matmul(a: VV, b: VV):
             raise ValueError(f"cannot multiply {a.dtype} @ {b.dtype}")
         return vec([_sum([B.mul(entry(a, r, i), b.comps[i]) for i in range(a.dtype.m)]) for r in range(a.dtype.n)])
     if b.is_mat:   # v @ M
+        if a.dtype.n != b.dtype.n:
+            raise ValueError(f"cannot multiply {a.dtype} @ {b.dtype}")
         return vec([_sum([B.mul(a.comps[i], entry(b, i, c)) for i in range(b.dtype.n)]) for c in range(b.dtype.m)])
     return dot(a, b)
 
@@ -104,15 +106,24 @@ def normalize(a: VV, bind):
 
 
 def outer(a: VV, b: VV):
+    if a.is_mat or b.is_mat:
+        raise ValueError(f"ds.outer takes two vectors, not {a.dtype} and {b.dtype}")
     return mat([B.mul(x, y) for x in a.comps for y in b.comps], a.dtype.n, b.dtype.n)
 
 
+def _need_matrix(M: VV, what: str):
+    if not M.is_mat:
+        raise ValueError(f"ds.{what} takes a matrix, not a {M.dtype}")
+
+
 def transpose(M: VV):
+    _need_matrix(M, "transpose")
     n, m = M.dtype.n, M.dtype.m
     return mat([entry(M, r, c) for c in range(m) for r in range(n)], m, n)
 
 
 def trace(M: VV):
+    _need_matrix(M, "trace")
     return _sum([entry(M, i, i) for i in range(min(M.dtype.n, M.dtype.m))])
 
 
@@ -121,6 +132,7 @@ def identity(n, dtype=T.f64):
 
 
 def det(M: VV):
+    _need_matrix(M, "det")
     n = M.dtype.n
     if n != M.dtype.m:
         raise ValueError(f"det of a non-square {M.dtype}")

@@ -7,23 +7,29 @@ Each call gets its own prefix (``spring_force_``, ``spring_force2_`` …).
 """
 from __future__ import annotations
 
+import re
+
 from .. import build as B
 from .. import ir
 from .. import types as T
 from ..frontend.values import VV, Arr, Tup
+from ..autodiff import custom
 from .rename import rename_expr, rename_stmts
 
 
 def inline_function(lw, fn: ir.Function, args, loc):
-    counts = lw.__dict__.setdefault("inline_counts", {})
-    k = counts.get(fn.name, 0) + 1
-    counts[fn.name] = k
-    prefix = f"{fn.name}_" if k == 1 else f"{fn.name}{k}_"
+    prefix = _prefix(lw, fn)
     vmap = {n: prefix + n for n in fn.locals}
     amap = {}
+    marker = None
+    if custom.has_rule(fn):          # keep the call visible to autodiff: its rule replaces its body's derivative
+        marker = custom.begin_marker(fn, loc)
+        lw.emit(marker)
     for (pname, pty, names), a in zip(fn.groups, [a for a in args if _runtime(a)]):
         if isinstance(pty, ir.ArrayInfo):
             amap[pname] = a.name
+            if marker is not None:
+                marker.custom.params.append(None)
             continue
         comps = a.comps if isinstance(a, VV) else ([c for c in _flat(a)] if isinstance(a, Tup) else [a])
         for n, c in zip(names, comps):
@@ -31,13 +37,46 @@ def inline_function(lw, fn: ir.Function, args, loc):
             vmap[n] = prefix + n
             lw.locals_out[prefix + n] = ty
             lw.emit(ir.Assign(prefix + n, B.cast(c, ty), ty, loc=loc))
+        if marker is not None:
+            marker.custom.params.append((pty, [prefix + n for n in names]))
     for n, ty in fn.locals.items():
         lw.locals_out[vmap[n]] = ty
     for s in rename_stmts(fn.body, vmap, amap):
         lw.emit(s)
     results = [rename_expr(r, vmap, amap) for r in fn.results]
-    results = [lw.temp(r) for r in results]
+    if marker is None:
+        results = [lw.temp(r) for r in results]
+    else:
+        results = [_result_var(lw, r, prefix, k, vmap, marker) for k, r in enumerate(results)]
+        lw.emit(custom.end_marker(marker))
     return _pack(fn.result_type, iter(results))
+
+
+def _result_var(lw, r, prefix, k, vmap, marker):
+    """A fresh local holding result ``k`` of a marked call (the rule's adjoint seeds read it)."""
+    taken = set(vmap.values()) | set(lw.locals_out)
+    name, j = f"{prefix}r{k}", 2
+    while name in taken:
+        name, j = f"{prefix}r{k}_{j}", j + 1
+    lw.locals_out[name] = r.ty
+    lw.emit(ir.Assign(name, r, r.ty))
+    marker.custom.results.append((name, r.ty))
+    return ir.Var(r.ty, name)
+
+
+def _prefix(lw, fn):
+    """``f_``, ``f2_`` … for the k-th call of ``f``, skipping any prefix that would rename one of
+    ``f``'s locals onto a name the caller uses (or a component of one: ``name_0``)."""
+    counts = lw.__dict__.setdefault("inline_counts", {})
+    user = getattr(lw, "user_names", set())
+    taken = set(lw.locals_out) | user
+    while True:
+        k = counts.get(fn.name, 0) + 1
+        counts[fn.name] = k
+        prefix = f"{fn.name}_" if k == 1 else f"{fn.name}{k}_"
+        names = [prefix + n for n in list(fn.locals) + [n for _, _, ns in fn.groups for n in ns]]
+        if not any(n in taken or re.sub(r"_+\d+$", "", n) in user for n in names):
+            return prefix
 
 
 def _runtime(a):
