@@ -79,12 +79,8 @@ def _scalar(a) -> float:
 
 
 def _make(inputs: dict, dtypes: dict, grad: bool) -> dict:
-    out = {}
-    for k, v in inputs.items():
-        dt = dtypes.get(k)
-        out[k] = ds.array(v, dtype=dt, requires_grad=grad) if dt is not None and not isinstance(dt, type) \
-            else ds.array(np.asarray(v, dtype=dt or np.asarray(v).dtype), requires_grad=grad)
-    return out
+    """ds.Arrays from numpy ``inputs``; ``dtypes`` may give an element type (``ds.vec2``) per name."""
+    return {k: ds.array(v, dtype=dtypes.get(k), requires_grad=grad) for k, v in inputs.items()}
 
 
 def tape_grads(build, inputs: dict, dtypes: dict | None = None):

@@ -166,7 +166,9 @@ def op_partials(op: str, args, r):
             else:
                 da = mul(b, call_pow(a, sub(b, const(1))))
             return (da, None)
-        return (mul(b, call_pow(a, sub(b, const(1)))), mul(call("log", a), r))
+        # d/db a**b = log(a) a**b, taken as 0 at a == 0 (its limit for b > 0)
+        db = select(compare("eq", a, _c(0)), _c(0), mul(call("log", a), r))
+        return (mul(b, call_pow(a, sub(b, const(1)))), db)
     if op == "mod":
         return (_c(1), neg(call("floor", div(args[0], args[1]))))
     if op == "select":

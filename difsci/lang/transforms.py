@@ -5,6 +5,7 @@ from __future__ import annotations
 from . import build as B
 from . import ir
 from . import types as T
+from .autodiff.custom import wrap_call
 from .autodiff.forward import jvp_func
 from .autodiff.reverse import reverse_func
 from .kernel import FuncBase
@@ -47,7 +48,7 @@ class Grad(_Transformed):
         self.argnums = _argnums(argnums)
 
     def build(self, types):
-        F = self.f.specialize(types)
+        F = wrap_call(self.f.specialize(types))
         return reverse_func(F, self.argnums)
 
 
@@ -57,7 +58,7 @@ class Jvp(_Transformed):
 
     def build(self, types):
         n = len(types) // 2
-        F = self.f.specialize(types[:n])
+        F = wrap_call(self.f.specialize(types[:n]))
         return jvp_func(F)
 
     def annotated_types(self):
@@ -73,7 +74,7 @@ class Hessian(_Transformed):
         self.argnum = argnums if isinstance(argnums, int) else argnums[0]
 
     def build(self, types):
-        F = self.f.specialize(types)
+        F = wrap_call(self.f.specialize(types))
         G = reverse_func(F, [self.argnum])
         J = jvp_func(G)
         return _hessian_from(F, G, J, self.argnum)

@@ -84,8 +84,14 @@ def _straight(fn, stmts, seen):
             for ld in ir.loads_in(e):
                 seen.setdefault((ld.arr, _key(ld.idx)), s)
         if isinstance(s, ir.Store):
-            if (s.arr, _key(s.idx)) in seen:
+            if (s.arr, _key(s.idx)) in seen or (s.arr, "*") in seen:
                 _fail(fn, s, "overwritten" if s.mode == "set" else "accumulated into")
+        if isinstance(s, ir.MatMul):           # ds.matmul: reads all of a and b, accumulates into all of out
+            if any(arr == s.out for arr, _ in seen):
+                raise AutodiffError(f"`{s.out}` is accumulated into (ds.matmul) after it was read", s.loc, HINT,
+                                    fn.name)
+            seen.setdefault((s.a, "*"), s)
+            seen.setdefault((s.b, "*"), s)
         for blk in ir.child_blocks(s):
             _straight(fn, blk, seen)
 

@@ -15,6 +15,7 @@ from .. import ir
 from .. import types as T
 from ...errors import AutodiffError
 from ..primitives import partials
+from . import custom
 
 
 class FCtx:
@@ -68,8 +69,11 @@ def tangent(ctx, e):
 
 def fwd_block(ctx, stmts):
     out = []
-    for s in stmts:
-        out += fwd_stmt(ctx, s)
+    for s in custom.group_regions(stmts):
+        if isinstance(s, custom.CustomRegion):
+            out += custom.fwd_region(ctx, s, fwd_block)
+        else:
+            out += fwd_stmt(ctx, s)
     return out
 
 
