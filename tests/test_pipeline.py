@@ -185,3 +185,11 @@ def test_debug_mode_checks_bounds():
             G.shifted(x, out)
     finally:
         ds.init(debug=False)
+
+
+def test_loop_inside_top_level_if_is_serial():
+    x = np.zeros(4)
+    G.loop_in_if(x, 1)
+    np.testing.assert_array_equal(x, [1.0, 3.0, 5.0, 7.0])
+    src = G.loop_in_if.source
+    assert src.count("prange") == 1 or "prange" in src.split("x[i] += 1.0")[0].split("flag")[-1]

@@ -48,3 +48,12 @@ def scatter(idx: ds.i64[:], w: ds.f64[:], out: ds.f64[:]):
 def shifted(x: ds.f64[:], out: ds.f64[:]):
     for i in range(x.shape[0]):
         out[i] = x[i + 1]
+
+
+@ds.kernel
+def loop_in_if(x: ds.f64[:], flag: int):
+    if flag > 0:
+        for i in range(x.shape[0]):      # inside an `if`: a serial loop
+            x[i] = i * 2.0
+    for i in range(x.shape[0]):          # directly in the body: parallel
+        x[i] += 1.0

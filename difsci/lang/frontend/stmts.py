@@ -256,8 +256,12 @@ class StmtLowering:
             return
         cond = self.truth(cond, node.test)
         loc = self.loc(node)
+        # loops nested in an `if` are serial, even at the top of a kernel (API.md §3)
+        saved = self.level
+        self.level = "inner" if saved in ("top", "time") else saved
         body = self.sub_block(node.body)
         orelse = self.sub_block(node.orelse)
+        self.level = saved
         self.emit(ir.If(cond, body, orelse, loc=loc))
 
     def st_While(self, node):
