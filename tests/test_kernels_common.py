@@ -9,10 +9,9 @@
 from __future__ import annotations
 
 import numpy as np
+from gradcheck import tape_check
 
 import difsci as ds
-
-from gradcheck import tape_check
 
 
 def rng(seed: int = 0) -> np.random.Generator:

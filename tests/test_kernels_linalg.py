@@ -5,12 +5,11 @@ import math
 
 import numpy as np
 import pytest
+from test_kernels_common import grad_check, probe_loss, rng
 
 import difsci as ds
 import difsci.kernels as dk
 from difsci.kernels import activations as act
-
-from test_kernels_common import grad_check, probe_loss, rng
 
 NP_ACTS = {
     "identity": lambda v: v, "tanh": np.tanh, "sin": np.sin, "relu": lambda v: np.maximum(v, 0),

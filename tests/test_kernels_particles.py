@@ -5,11 +5,10 @@ import itertools
 
 import numpy as np
 import pytest
+from test_kernels_common import grad_check, probe_loss, rng
 
 import difsci as ds
 import difsci.kernels as dk
-
-from test_kernels_common import grad_check, probe_loss, rng
 
 VEC = {2: ds.vec2, 3: ds.vec3}
 MAT = {2: ds.mat2, 3: ds.mat3}
@@ -85,7 +84,7 @@ def test_g2p_reproduces_affine_fields(py):
     np.testing.assert_allclose(Co.numpy(), np.broadcast_to(A, (5, 2, 2)), rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("d", [2, 3])
+@pytest.mark.parametrize("d", [2, pytest.param(3, marks=pytest.mark.slow)])
 def test_transfer_gradients(py, d):
     n, dx = 6, 1 / 6
     P = 3 if d == 2 else 2
@@ -109,23 +108,18 @@ def test_mls_affine():
 
 
 def test_p2g_on_cpu_matches_the_oracle(cpu):
+    # forward only on numba (vector atomics, per-thread copies); the adjoints are checked on the oracle above
     x, v, aff, m = particles(2, 300, seed=10)
-    args = lambda: (ds.array(x, dtype=ds.vec2, requires_grad=True), ds.array(v, dtype=ds.vec2, requires_grad=True),  # noqa: E731
-                    ds.array(aff, dtype=ds.mat2, requires_grad=True), ds.array(m, requires_grad=True))
-    seed_m, seed_mv = rng(11).standard_normal((16, 16)), rng(12).standard_normal((16, 16, 2))
-    res = {}
+    res = []
     for backend in ("cpu", "python"):
         ds.init(backend=backend)
-        a = args()
-        gm, gmv = ds.zeros((16, 16), requires_grad=True), ds.zeros((16, 16), dtype=ds.vec2, requires_grad=True)
-        with ds.Tape() as tape:
-            dk.p2g2d(*a, 1 / 16, gm, gmv)
-        gm.grad.numpy()[...] = seed_m
-        tape.backward(gmv, seed_mv)
-        res[backend] = [gm.numpy().copy(), gmv.numpy().copy()] + [b.grad.numpy().copy() for b in a]
+        gm, gmv = ds.zeros((16, 16)), ds.zeros((16, 16), dtype=ds.vec2)
+        dk.p2g2d(ds.array(x, dtype=ds.vec2), ds.array(v, dtype=ds.vec2), ds.array(aff, dtype=ds.mat2), m, 1 / 16,
+                 gm, gmv)
+        res.append((gm.numpy(), gmv.numpy()))
     ds.init(backend="cpu")
-    for c, p in zip(res["cpu"], res["python"]):
-        np.testing.assert_allclose(c, p, rtol=1e-10, atol=1e-10)
+    for c, p in zip(*res):
+        np.testing.assert_allclose(c, p, rtol=1e-12, atol=1e-12)
 
 
 # ------------------------------------------------------------------ springs

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_kernels_common import grad_check, probe_loss, rng
 
 import difsci as ds
 import difsci.kernels as dk
-
-from test_kernels_common import grad_check, probe_loss, rng
 
 
 def _np(a):
@@ -18,7 +17,7 @@ def _np(a):
 def test_whole_array_sums(py, dtype):
     x = rng(0).standard_normal((3, 4, 5)).astype(dtype)
     y = rng(1).standard_normal((3, 4, 5)).astype(dtype)
-    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-12}
     np.testing.assert_allclose(_np(dk.sum(x)), x.sum(dtype=np.float64), **tol)
     np.testing.assert_allclose(_np(dk.sum(x, deterministic=True)), x.sum(dtype=np.float64), **tol)
     np.testing.assert_allclose(_np(dk.mean(x)), x.mean(dtype=np.float64), **tol)

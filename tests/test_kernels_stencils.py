@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_kernels_common import grad_check, probe_loss, rng
 
 import difsci as ds
 import difsci.kernels as dk
-
-from test_kernels_common import grad_check, probe_loss, rng
 
 BCS = (dk.DIRICHLET, dk.NEUMANN, dk.PERIODIC)
 BVAL = 0.3
@@ -209,6 +208,20 @@ def test_trilinear_sampling_against_scipy(py):
     dk.sample3d(q, pts, dk.NEUMANN, out)
     ref = interp.RegularGridInterpolator([np.arange(n) for n in q.shape], q)(pts)
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_trilinear_sampling(py):
+    q = rng(17).standard_normal((4, 5, 3))
+    pts = rng(18).uniform(0, 1, (30, 3)) * [3, 4, 2]
+    out = np.zeros(30)
+    dk.sample3d(q, pts, dk.NEUMANN, out)
+    i0 = np.floor(pts).astype(int)
+    t = pts - i0
+    ref = np.zeros(30)
+    for corner in np.ndindex(2, 2, 2):
+        idx = np.minimum(i0 + corner, np.array(q.shape) - 1)
+        ref += np.prod(np.where(corner, t, 1 - t), axis=1) * q[idx[:, 0], idx[:, 1], idx[:, 2]]
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
     # periodic: shifting every coordinate by a period changes nothing
     out2 = np.zeros(30)
     dk.sample3d(q, pts + [4, -5, 6], dk.PERIODIC, out2)
@@ -334,6 +347,12 @@ def test_one_sweep_matches_the_splitting(py, bc):
     hist[0] = p0
     dk.jacobi2d(hist, rhs, 1.0, bc, BVAL)
     np.testing.assert_allclose(hist[1], jac4, rtol=1e-12, atol=1e-12)
+
+    def build(p0, rhs):
+        o = ds.zeros(p0.shape, requires_grad=True)
+        dk.jacobi2d_step(p0, rhs, o, 1.0, bc, BVAL)
+        return probe_loss(o)
+    grad_check(build, {"p0": p0, "rhs": rhs}, ndirs=1)
 
 
 def test_red_black_sweep_by_hand(py):

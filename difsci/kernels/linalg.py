@@ -1,0 +1,216 @@
+"""Dense linear algebra: matvec, (batched) matmul, small batched solves, the dense layer.
+
+Products *assign* their output.  The matrix products run one parallel
+iteration per output row and a block of four output columns, with four
+scalar accumulators: each loaded ``x[n, k]`` feeds four multiply-adds and the
+adjoint updates ``x.grad`` rows race-free (no atomics; the small weight
+gradient gets per-thread partial copies).  Column blocks past the last
+column read a clamped column and skip the store, so no inner loop carries
+values the adjoint would have to save.
+
+The dense layer ``y = act(x @ W + b)`` comes from :func:`dense_kernel`, a
+factory building (and caching) one kernel per activation, given by name
+(``"tanh"``, ``"sin"``, ``"relu"``, ``"softplus"``, ``"sigmoid"``, ``"gelu"``,
+``"identity"``) or as any ``@ds.func`` of one number.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import difsci as ds
+
+from .activations import activation
+
+
+# --------------------------------------------------------------- matvec
+@ds.kernel
+def matvec(A, x, y):
+    """y[i] = sum_j A[i, j] x[j].  A: (m, n); x: (n,); y: (m,)."""
+    for i in range(A.shape[0]):
+        s = 0.0
+        for j in range(A.shape[1]):
+            s = s + A[i, j] * x[j]
+        y[i] = s
+
+
+@ds.kernel
+def batched_matvec(A, x, y):
+    """y[b, i] = sum_j A[b, i, j] x[b, j].  A: (B, m, n); x: (B, n); y: (B, m)."""
+    for b, i in ds.ndrange(A.shape[0], A.shape[1]):
+        s = 0.0
+        for j in range(A.shape[2]):
+            s = s + A[b, i, j] * x[b, j]
+        y[b, i] = s
+
+
+# --------------------------------------------------------------- matmul
+@ds.func
+def _row_block(A, B, i: int, j0: int, n: int):
+    """(A @ B)[i, j0 : j0 + 4] as four numbers; columns past n - 1 repeat column n - 1."""
+    j1 = ds.min(j0 + 1, n - 1)
+    j2 = ds.min(j0 + 2, n - 1)
+    j3 = ds.min(j0 + 3, n - 1)
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    for k in range(A.shape[1]):
+        s0 = s0 + A[i, k] * B[k, j0]
+        s1 = s1 + A[i, k] * B[k, j1]
+        s2 = s2 + A[i, k] * B[k, j2]
+        s3 = s3 + A[i, k] * B[k, j3]
+    return s0, s1, s2, s3
+
+
+@ds.kernel
+def matmul(A, B, C):
+    """C = A @ B.  A: (m, k); B: (k, n); C: (m, n)."""
+    n = B.shape[1]
+    for i, jb in ds.ndrange(A.shape[0], (n + 3) // 4):
+        j0 = jb * 4
+        s0, s1, s2, s3 = _row_block(A, B, i, j0, n)
+        C[i, j0] = s0
+        if j0 + 1 < n:
+            C[i, j0 + 1] = s1
+        if j0 + 2 < n:
+            C[i, j0 + 2] = s2
+        if j0 + 3 < n:
+            C[i, j0 + 3] = s3
+
+
+@ds.kernel
+def batched_matmul(A, B, C):
+    """C[b] = A[b] @ B[b].  A: (nb, m, k); B: (nb, k, n); C: (nb, m, n)."""
+    n = B.shape[2]
+    for b, i, jb in ds.ndrange(A.shape[0], A.shape[1], (n + 3) // 4):
+        j0 = jb * 4
+        j1 = ds.min(j0 + 1, n - 1)
+        j2 = ds.min(j0 + 2, n - 1)
+        j3 = ds.min(j0 + 3, n - 1)
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        for k in range(A.shape[2]):
+            s0 = s0 + A[b, i, k] * B[b, k, j0]
+            s1 = s1 + A[b, i, k] * B[b, k, j1]
+            s2 = s2 + A[b, i, k] * B[b, k, j2]
+            s3 = s3 + A[b, i, k] * B[b, k, j3]
+        C[b, i, j0] = s0
+        if j0 + 1 < n:
+            C[b, i, j1] = s1
+        if j0 + 2 < n:
+            C[b, i, j2] = s2
+        if j0 + 3 < n:
+            C[b, i, j3] = s3
+
+
+# ------------------------------------------------------- small dense solves
+@ds.func
+def solve(A, b):
+    """x with A x = b for a small matrix A (ds.mat2/mat3/mat4) and vector b."""
+    return ds.inverse(A) @ b
+
+
+@ds.func
+def solve2(A: ds.mat2, b: ds.vec2) -> ds.vec2:
+    """x with A x = b for 2x2 A, by Cramer's rule."""
+    d = A[0, 0] * A[1, 1] - A[0, 1] * A[1, 0]
+    return ds.vec2(A[1, 1] * b[0] - A[0, 1] * b[1], A[0, 0] * b[1] - A[1, 0] * b[0]) / d
+
+
+@ds.func
+def solve3(A: ds.mat3, b: ds.vec3) -> ds.vec3:
+    """x with A x = b for 3x3 A, by Cramer's rule (x_i = det(A with column i = b) / det A)."""
+    c0 = ds.vec3(A[0, 0], A[1, 0], A[2, 0])
+    c1 = ds.vec3(A[0, 1], A[1, 1], A[2, 1])
+    c2 = ds.vec3(A[0, 2], A[1, 2], A[2, 2])
+    d = ds.dot(c0, ds.cross(c1, c2))
+    return ds.vec3(ds.dot(b, ds.cross(c1, c2)), ds.dot(c0, ds.cross(b, c2)), ds.dot(c0, ds.cross(c1, b))) / d
+
+
+@ds.kernel
+def batched_solve(A, b, x):
+    """x[i] = A[i]^-1 b[i].  A: (n,) of ds.mat2/mat3/mat4; b, x: (n,) of the matching vectors."""
+    for i in range(A.shape[0]):
+        x[i] = ds.inverse(A[i]) @ b[i]
+
+
+def solve_batched(A, b) -> ds.Array:
+    """Solve A[i] x[i] = b[i] for numpy/ds arrays A (n, d, d), b (n, d), d in 2..4; returns x (n,) of vecd."""
+    An = np.asarray(A.numpy() if isinstance(A, ds.Array) else A)
+    d = An.shape[-1]
+    if An.ndim != 3 or An.shape[1] != d or d not in (2, 3, 4):
+        raise ValueError(f"A must have shape (n, d, d) with d in 2..4, got {An.shape}")
+    Am = A if isinstance(A, ds.Array) and A.ndim == 1 else ds.array(An, dtype=ds.mat(d, d, ds.f64))
+    bm = b if isinstance(b, ds.Array) and b.ndim == 1 else ds.array(np.asarray(b), dtype=ds.vec(d, ds.f64))
+    x = ds.zeros(Am.shape[0], dtype=bm.dtype, requires_grad=Am.requires_grad or bm.requires_grad)
+    batched_solve(Am, bm, x)
+    return x
+
+
+# ------------------------------------------------------------ dense layer
+_DENSE: dict = {}
+
+
+def dense_kernel(act="tanh") -> ds.Kernel:
+    """The kernel ``dense(x, W, b, y)``: y = act(x @ W + b), for one activation (cached).
+
+    x: (batch, n_in); W: (n_in, n_out); b: (n_out,); y: (batch, n_out).
+    ``act`` is a name (see :mod:`difsci.kernels.activations`), None, or a
+    ``@ds.func`` of one number.
+    """
+    f = activation(act)
+    k = _DENSE.get(id(f))
+    if k is None:
+        k = _DENSE[id(f)] = _make_dense(f)
+    return k[0]
+
+
+def _make_dense(act):
+    @ds.kernel
+    def dense(x, W, b, y):
+        """y = act(x @ W + b).  x: (batch, n_in); W: (n_in, n_out); b: (n_out,); y: (batch, n_out)."""
+        n = W.shape[1]
+        for r, jb in ds.ndrange(x.shape[0], (n + 3) // 4):
+            j0 = jb * 4
+            s0, s1, s2, s3 = _row_block(x, W, r, j0, n)
+            # straight-line activations (clamped columns past the end are computed, not stored):
+            # no branch around a func call, so the adjoint stays small
+            a0 = act(s0 + b[j0])
+            a1 = act(s1 + b[ds.min(j0 + 1, n - 1)])
+            a2 = act(s2 + b[ds.min(j0 + 2, n - 1)])
+            a3 = act(s3 + b[ds.min(j0 + 3, n - 1)])
+            y[r, j0] = a0
+            if j0 + 1 < n:
+                y[r, j0 + 1] = a1
+            if j0 + 2 < n:
+                y[r, j0 + 2] = a2
+            if j0 + 3 < n:
+                y[r, j0 + 3] = a3
+    dense.__name__ = f"dense_{getattr(act, '__name__', 'act')}"
+    return dense, act     # keep ``act`` alive: the cache is keyed by its id
+
+
+def dense(x, W, b, act="tanh") -> ds.Array:
+    """y = act(x @ W + b) as a new array (recorded on an active Tape)."""
+    x = x if isinstance(x, ds.Array) else ds.array(np.asarray(x))
+    rg = any(isinstance(a, ds.Array) and a.requires_grad for a in (x, W, b))
+    y = ds.zeros((x.shape[0], W.shape[1]), dtype=x.dtype, requires_grad=rg)
+    dense_kernel(act)(x, W, b, y)
+    return y
+
+
+__all__ = [
+    "batched_matmul",
+    "batched_matvec",
+    "batched_solve",
+    "dense",
+    "dense_kernel",
+    "matmul",
+    "matvec",
+    "solve",
+    "solve2",
+    "solve3",
+    "solve_batched",
+]
