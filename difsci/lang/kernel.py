@@ -303,6 +303,8 @@ class AdjointKernel:
                 active.append(p)
                 d = v.data if isinstance(v, Array) else v
                 bars.append(to_runtime(_scratch_like(v, d), t))
+        if not active:          # nothing here carries a gradient (e.g. integer bookkeeping)
+            return spec, None, []
         fn, _ = spec.adjoint_ir(tuple(active))
         for _, like in getattr(fn, "scratch", ()):      # e.g. winner counts of atomic min/max
             v = args[k.src.params.index(like)]
@@ -316,7 +318,8 @@ class AdjointKernel:
             return k._custom_adjoint(*args)
         try:
             spec, fn, bars = self.plan(args)
-            spec.launch(args, fn, bars)
+            if fn is not None:
+                spec.launch(args, fn, bars)
         except (errors.DifsciError, TypeError, ValueError) as e:
             raise errors.user_facing(e) from None
 

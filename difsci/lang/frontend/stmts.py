@@ -294,11 +294,11 @@ class StmtLowering:
         names = self._loop_targets(node.target, len(bounds))
         loc = self.loc(node)
         if self.level in ("top", "time"):
-            for n in names:
-                self._bind_index(n)
             saved, saved_env = self.level, dict(self.env)
-            self.level = "par"
             self.par_outer = {k for k, b in self.env.items() if b[0] in ("s", "v")} - set(names)
+            for n in names:        # bound inside the loop only: they do not exist after it
+                self._bind_index(n)
+            self.level = "par"
             body = self.sub_block(node.body)
             self.par_only |= {k for k in self.env if k not in saved_env}
             self.level, self.env, self.par_outer = saved, saved_env, None
@@ -322,9 +322,14 @@ class StmtLowering:
         self.blocks[-1].extend(body)
 
     def _bind_index(self, n):
-        self.env[n] = ("s", n, T.WEAK_INT)
-        self.var_types[n] = T.WEAK_INT
-        self.locals_out[n] = T.WEAK_INT
+        """A loop index: an integer (unified with other assignments to the same name)."""
+        old = self.var_types.get(n)
+        ty = T.unify(old, T.WEAK_INT) if isinstance(old, T.Scalar) and not old.is_float else T.WEAK_INT
+        if old is not None and ty != old:
+            self.dirty = True
+        self.env[n] = ("s", n, ty)
+        self.var_types[n] = ty
+        self.locals_out[n] = ty
 
     def _loop_targets(self, tgt, n):
         if isinstance(tgt, ast.Name):

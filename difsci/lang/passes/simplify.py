@@ -177,12 +177,24 @@ def _read_counts(stmts, results=()) -> dict:
 
 def _find_copies(stmts, count, params, total, copies):
     set_here = set()
+    cands = {k for k, s in enumerate(stmts)
+             if isinstance(s, ir.Assign) and isinstance(s.value, ir.Var) and count.get(s.target) == 1
+             and s.target not in params and s.value.ty == s.ty}
+    after = {}
+    if cands:      # reads of each candidate in the statements after it (one backward sweep)
+        names = {stmts[k].target for k in cands}
+        seen: dict = {}
+        for k in range(len(stmts) - 1, -1, -1):
+            if k in cands:
+                after[k] = seen.get(stmts[k].target, 0)
+            for n, c in _read_counts([stmts[k]]).items():
+                if n in names:
+                    seen[n] = seen.get(n, 0) + c
     for k, s in enumerate(stmts):
-        if (isinstance(s, ir.Assign) and isinstance(s.value, ir.Var) and count.get(s.target) == 1
-                and s.target not in params and s.value.ty == s.ty):
+        if k in cands:
             y = s.value.name
             y_ok = (y in params and y not in count) or (count.get(y) == 1 and y in set_here)
-            if y_ok and _read_counts(stmts[k + 1:]).get(s.target, 0) == total.get(s.target, 0):
+            if y_ok and after[k] == total.get(s.target, 0):
                 copies[s.target] = y
         if isinstance(s, (ir.Assign, ir.Pop)):
             set_here.add(s.target)
