@@ -1,0 +1,1 @@
+"""The difsci benchmark suite (see run.py and RESULTS.md)."""

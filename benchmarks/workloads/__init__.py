@@ -1,0 +1,1 @@
+"""Benchmark workloads: each module has ``cases(size, peers) -> list[harness.Case]`` (sizes tiny/quick/full)."""
