@@ -208,6 +208,7 @@ class _Spec:
             from .autodiff.reverse import reverse_kernel
             check_access(self.fn)
             a = self._adjoints[active] = [reverse_kernel(self.fn, list(active)), {}]
+            a[0].active_params = tuple(self.kernel.src.params.index(p) for p in active)
         return a
 
     def _adjoint_compiled(self, fn, backend):
@@ -244,6 +245,15 @@ def _drop_broken_cache(call, e) -> bool:
         return False
     cache.flush()
     return True
+
+
+def _needs_scratch(spec, args) -> bool:
+    """Some float array without a gradient is written and read: its bar is a fresh scratch buffer."""
+    for p, v, t in zip(spec.kernel.src.params, args, spec.types):
+        if isinstance(t, ir.ArrayInfo) and t.dtype.is_float and not (type(v) is Array and v._grad is not None):
+            if p in spec.reads and p in spec.writes:
+                return True
+    return False
 
 
 def _reraise(e, fn, locmap, name):
@@ -284,6 +294,7 @@ class AdjointKernel:
     def __init__(self, kernel):
         self.kernel = kernel
         self._last = None
+        self._plans: dict = {}
 
     def plan(self, args):
         """(spec, adjoint IR, bar buffers) for a launch with ``args``."""
@@ -317,11 +328,23 @@ class AdjointKernel:
         if k._custom_adjoint is not None:
             return k._custom_adjoint(*args)
         try:
-            spec, fn, bars = self.plan(args)
+            key = (tuple(map(_fast_key, args)), tuple(type(a) is Array and a._grad is not None for a in args))
+            hit = self._plans.get(key)
+            if hit is None or hit[1] is None:
+                spec, fn, bars = self.plan(args)
+                if fn is not None and not getattr(fn, "scratch", ()) and not _needs_scratch(spec, args):
+                    self._plans[key] = (spec, fn)
+            else:
+                # the cached plan: only the gradient buffers of this launch are new
+                spec, fn = hit
+                bars = [to_runtime(args[i].grad, spec.types[i]) for i in self._active_index(spec, fn)]
             if fn is not None:
                 spec.launch(args, fn, bars)
         except (errors.DifsciError, TypeError, ValueError) as e:
             raise errors.user_facing(e) from None
+
+    def _active_index(self, spec, fn):
+        return fn.active_params
 
     @property
     def source(self) -> str:
