@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import difsci as ds  # noqa: E402
-from benchmarks import harness  # noqa: E402
-from benchmarks.workloads import mass_spring, saxpy, scatter, stencil, wave  # noqa: E402
+import difsci as ds
+from benchmarks import harness
+from benchmarks.workloads import mass_spring, saxpy, scatter, stencil, wave
 
 WORKLOADS = {"saxpy": saxpy, "stencil": stencil, "scatter": scatter, "wave": wave, "mass_spring": mass_spring}
 
@@ -45,7 +45,7 @@ def test_workload_matches_reference(name):
 
 def test_wave_gradient_is_nontrivial_and_checked():
     """The wave verification really compares gradients: a perturbed result must fail."""
-    fb = [c for c in wave.cases("tiny") if c.variant.startswith("fwd+bwd")][0]
+    fb = next(c for c in wave.cases("tiny") if c.variant.startswith("fwd+bwd"))
     outputs = harness.verify_case(fb)
     loss, g0, g1 = outputs["difsci"]
     assert np.max(np.abs(g1)) > 0
