@@ -87,7 +87,9 @@ class Tape:
 
     # ------------------------------------------------------------ backward
     def backward(self, out: Array, seed=None) -> None:
-        """Seed ``out.grad`` (1 for a scalar, else ``seed``) and run the adjoints in reverse."""
+        """Set ``out.grad`` to the seed (1 for a scalar) and run the adjoints in reverse.
+
+        The other arrays' gradients accumulate (zero them with ``zero_grads``)."""
         if not isinstance(out, Array) or out.grad is None:
             raise AutodiffError("backward needs a ds.Array created with requires_grad=True")
         if seed is None:
@@ -132,9 +134,11 @@ def _dtype(a):
 
 
 def _seed(g: Array, value) -> None:
-    """``g += value``: in place on the CPU; on a GPU through devices (the cuda backend)."""
+    """``g = value`` (the seed replaces what an earlier backward left in the output's gradient,
+    so a training loop that forgets ``zero_grads`` does not scale its gradient by 1, 2, 3 …);
+    in place on the CPU, through devices on a GPU."""
     if g.device == "cpu":
-        g.data[...] += value
+        g.data[...] = value
     else:
         from .lang.backends import devices
-        devices.add_scalar_or_array(g.data, value)
+        devices.copy_into(g.data, np.broadcast_to(np.asarray(value, dtype=g.data.dtype), g.data.shape).copy())

@@ -193,3 +193,16 @@ def test_loop_inside_top_level_if_is_serial():
     np.testing.assert_array_equal(x, [1.0, 3.0, 5.0, 7.0])
     src = G.loop_in_if.source
     assert src.count("prange") == 1 or "prange" in src.split("x[i] += 1.0")[0].split("flag")[-1]
+
+
+def test_backward_sets_the_seed_so_repeated_training_steps_do_not_scale():
+    x = ds.array([1.0, 2.0], requires_grad=True)
+    loss = ds.zeros((), requires_grad=True)
+    for _ in range(3):
+        x.zero_grad()
+        loss.fill(0.0)
+        with ds.Tape() as tape:
+            G.sq_sum(x, loss)
+        tape.backward(loss)
+        np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0])
+        assert loss.grad.numpy() == 1.0
