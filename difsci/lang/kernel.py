@@ -369,7 +369,8 @@ class FuncBase:
     _difsci_func = True
 
     def specialize(self, types) -> ir.Function:
-        raise NotImplementedError
+        """The typed IR of this func for argument ``types`` (each subclass defines it)."""
+        raise TypeError(f"{type(self).__name__} does not define specialize()")
 
     def _py_types(self, args):
         out = []
