@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 import inspect
-import math
 import typing
 
 import numpy as np
@@ -501,8 +500,6 @@ def func(fn=None, **opts):
         return lambda f: Func(f)
     return Func(fn)
 
-
-_ = (inspect, math)
 
 
 # ---------------------------------------------- devices (the cuda backend: backends/devices.py)

@@ -209,12 +209,12 @@ def _zoom(phi, f0, dg0, d, lo, f_lo, dg_lo, g_lo, hi, f_hi, dg_hi, g_hi, c1, c2,
         f, g = phi(t)
         dg = g @ d
         if f > f0 + c1 * t * dg0 or f >= f_lo:
-            hi, f_hi, dg_hi, g_hi = t, f, dg, g
+            hi, f_hi, dg_hi = t, f, dg
         else:
             if abs(dg) <= -c2 * dg0:
                 return t, f, g
             if dg * (hi - lo) >= 0:
-                hi, f_hi, dg_hi, g_hi = lo, f_lo, dg_lo, g_lo
+                hi, f_hi, dg_hi = lo, f_lo, dg_lo
             lo, f_lo, dg_lo, g_lo = t, f, dg, g
         if abs(hi - lo) < 1e-16:
             break

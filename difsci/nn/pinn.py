@@ -14,7 +14,7 @@ import time
 import numpy as np
 import sympy as sp
 
-from ..array import Array, array, zeros
+from ..array import zeros
 from ..lang.loader import load_source
 from ..tape import Tape
 from .optim import LBFGS, SGD, Adam
@@ -221,5 +221,3 @@ def box_samples(lo, hi, n, method="uniform", seed=0) -> np.ndarray:
         raise ValueError(f"method is 'uniform' or 'lhs', not {method!r}")
     return lo + u * (hi - lo)
 
-
-_ = (Array, array)

@@ -22,7 +22,6 @@ class CallLowering(StmtLowering):
     def ex_Call(self, node):
         callee = self.lower_expr(node.func)
         if node.keywords:
-            kw = {k.arg: k for k in node.keywords}
             if not (isinstance(callee, CT) and _is_transform(callee.obj)):
                 raise self.err(node.keywords[0].value, "keyword arguments are not supported in kernel calls",
                                hint="pass arguments by position")

@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import ast
-import builtins
 import math
 import types as pytypes
 
 import numpy as np
 
-from ... import errors
 from .. import build as B
 from .. import intrinsics as I
 from .. import ir
@@ -315,5 +313,3 @@ def _describe(node):
              "Slice": "a slice", "DictComp": "a dict comprehension", "SetComp": "a set comprehension"}
     return names.get(type(node).__name__, f"`{type(node).__name__}`")
 
-
-_ = builtins

@@ -16,7 +16,6 @@ from .. import build as B
 from .. import ir
 from ..primitives import PRIMS
 from .dce import dce
-from .rename import _stmt as _rename_stmt  # noqa: F401  (same traversal shape)
 
 
 def simplify(fn: ir.Function) -> ir.Function:
