@@ -62,12 +62,25 @@ class Tape:
     def record(self, kernel, args, spec):
         self.launches.append((kernel, tuple(args), spec))
 
+    def record_custom(self, backward, reads=(), writes=(), name="custom"):
+        """Record a step that is not a kernel launch (a halo exchange, a checkpointed rollout …).
+
+        ``backward()`` runs in its place during ``tape.backward``: it reads the ``.grad`` of
+        ``writes`` and accumulates into the ``.grad`` of ``reads``. ``reads``/``writes`` are the
+        arrays it reads and writes (for ``zero_grads`` and the cut-path check)."""
+        op = CustomOp(backward, tuple(reads), tuple(writes), name)
+        self.launches.append((op, op.reads + op.writes, None))
+        return op
+
     # -------------------------------------------------------------- checks
     def _check_cut_paths(self):
         """A constant array written from gradient-carrying data and read later drops gradient: refuse."""
         tainted = {}   # id(buffer base) -> (kernel, param)
         for kernel, args, spec in self.launches:
-            params = kernel.src.params
+            if spec is None:        # a custom step: its reads and writes are named on the op
+                params, spec = kernel.params, kernel.spec
+            else:
+                params = kernel.src.params
             carries = any(isinstance(a, Array) and a.requires_grad for a in args)
             for p, a in zip(params, args):
                 if p in spec.reads:
@@ -76,9 +89,9 @@ class Tape:
                         wk, wp = tainted[id(b)]
                         raise AutodiffError(
                             f"the gradient would have to flow through an array without requires_grad: "
-                            f"kernel `{wk.src.name}` wrote it (parameter `{wp}`) from data that needs gradients, "
-                            f"and kernel `{kernel.src.name}` reads it (parameter `{p}`)",
-                            None, "create that array with requires_grad=True", kernel.src.name)
+                            f"kernel `{_name(wk)}` wrote it (parameter `{wp}`) from data that needs gradients, "
+                            f"and kernel `{_name(kernel)}` reads it (parameter `{p}`)",
+                            None, "create that array with requires_grad=True", _name(kernel))
             if carries:
                 for p, a in zip(params, args):
                     if p in spec.writes and not (isinstance(a, Array) and a.requires_grad):
@@ -105,7 +118,10 @@ class Tape:
         _stack.append(_PAUSED)      # launches made by adjoints (hand-written ones) are not recorded
         try:
             for kernel, args, spec in reversed(self.launches):
-                kernel.adjoint(*args)
+                if spec is None:
+                    kernel.backward()
+                else:
+                    kernel.adjoint(*args)
         finally:
             _stack.pop()
 
@@ -117,6 +133,29 @@ class Tape:
 
     def reset(self) -> None:
         self.launches.clear()
+
+
+class CustomOp:
+    """A recorded non-kernel step (see ``Tape.record_custom``)."""
+
+    def __init__(self, backward, reads, writes, name):
+        self.backward = backward
+        self.__name__ = name
+        self.reads = reads
+        self.writes = writes
+        n_r = len(reads)
+        # parameter names for the cut-path check, which looks at (params, args, spec.reads/.writes)
+        self.params = tuple(f"input {k}" for k in range(n_r)) + tuple(f"output {k}" for k in range(len(writes)))
+        self.spec = _OpSpec(set(self.params[:n_r]), set(self.params[n_r:]))
+
+
+class _OpSpec:
+    def __init__(self, reads, writes):
+        self.reads, self.writes = reads, writes
+
+
+def _name(k):
+    return k.src.name if hasattr(k, "src") else k.__name__
 
 
 def _base(a):
