@@ -16,6 +16,7 @@ from .lang.intrinsics import ndrange, serial, static  # noqa: E402
 from .lang.kernel import Func, Kernel, func, kernel  # noqa: E402
 from .lang.transforms import grad, hessian, jvp  # noqa: E402
 from .tape import Tape  # noqa: E402
+from .rollout import Rollout  # noqa: E402
 
 f32, f64, i32, i64 = _T.f32, _T.f64, _T.i32, _T.i64
 vec, mat = _T.vec, _T.mat
@@ -40,7 +41,7 @@ zeros_like = _INTR["zeros_like"]
 
 __all__ = ["nn", 
     "Array", "array", "zeros", "ones", "full", "zeros_like", "init", "kernel", "func", "Kernel", "Func",
-    "Tape", "grad", "jvp", "hessian", "ndrange", "static", "serial",
+    "Tape", "Rollout", "grad", "jvp", "hessian", "ndrange", "static", "serial",
     "DifsciError", "CompileError", "AutodiffError", "BackendError",
     "f32", "f64", "i32", "i64", "vec", "mat", "vec2", "vec3", "vec4", "mat2", "mat3", "mat4",
     "vec2f", "vec3f", "vec4f", "mat2f", "mat3f", "mat4f",
@@ -48,10 +49,10 @@ __all__ = ["nn",
 
 
 def __getattr__(name):
-    # ds.nn is imported on first use (it generates kernels; keep `import difsci` light)
-    if name == "nn":
+    # ds.nn / ds.distributed are imported on first use (keep `import difsci` light)
+    if name in ("nn", "distributed"):
         import importlib
-        mod = importlib.import_module(".nn", __name__)
-        globals()["nn"] = mod
+        mod = importlib.import_module("." + name, __name__)
+        globals()[name] = mod
         return mod
     raise AttributeError(f"module 'difsci' has no attribute {name!r}")

@@ -115,6 +115,10 @@ class Tape:
                 raise ValueError(f"the seed has shape {s.shape}, but out has shape {out.data.shape}")
             _seed(out.grad, s)
         self._check_cut_paths()
+        self.run_adjoints()
+
+    def run_adjoints(self) -> None:
+        """Run the recorded adjoints in reverse order (no seeding, no checks)."""
         _stack.append(_PAUSED)      # launches made by adjoints (hand-written ones) are not recorded
         try:
             for kernel, args, spec in reversed(self.launches):
@@ -181,3 +185,18 @@ def _seed(g: Array, value) -> None:
     else:
         from .lang.backends import devices
         devices.copy_into(g.data, np.broadcast_to(np.asarray(value, dtype=g.data.dtype), g.data.shape).copy())
+
+
+class paused:
+    """``with paused():`` launches made inside are not recorded on the active Tape."""
+
+    def __enter__(self):
+        _stack.append(_PAUSED)
+        return self
+
+    def __exit__(self, *exc):
+        for k in range(len(_stack) - 1, -1, -1):
+            if _stack[k] is _PAUSED:
+                del _stack[k]
+                break
+        return False
