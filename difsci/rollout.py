@@ -114,6 +114,11 @@ class Rollout:
         self.stats = {}
         self._n_snap = 0
 
+    @property
+    def state_bytes(self) -> int:
+        """Bytes of one copy of the state (one snapshot)."""
+        return int(sum(a.data.nbytes for a in self.initial))
+
     def __repr__(self):
         return f"ds.Rollout({getattr(self.step, '__name__', 'step')}, steps={self.steps}, checkpoints={self.checkpoints})"
 
@@ -147,7 +152,9 @@ class Rollout:
 
     def _snapshot(self, arrays):
         self._n_snap += 1
-        self.stats["max_snapshots"] = max(self.stats["max_snapshots"], self._n_snap)
+        if self._n_snap > self.stats["max_snapshots"]:
+            self.stats["max_snapshots"] = self._n_snap
+            self.stats["max_snapshot_bytes"] = self._n_snap * self.state_bytes
         return [_copy_data(a.data if isinstance(a, Array) else a) for a in arrays]
 
     def _drop(self, snaps, m):
@@ -156,7 +163,8 @@ class Rollout:
 
     def run(self) -> list:
         """Advance ``steps`` steps from the initial state into ``self.state`` (returned)."""
-        self.stats = {"forward_steps": 0, "adjoint_steps": 0, "max_snapshots": 0, "checkpoints": self.checkpoints}
+        self.stats = {"forward_steps": 0, "adjoint_steps": 0, "max_snapshots": 0, "max_snapshot_bytes": 0,
+                      "checkpoints": self.checkpoints}
         self._n_snap = 0
         tape = current_tape()
         n = self.steps

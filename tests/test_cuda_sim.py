@@ -182,6 +182,22 @@ def _define():
         for i, j in ds.ndrange(z.shape[0], z.shape[1]):
             y[i, j] = ds.tanh(z[i, j])
 
+    @ds.kernel
+    def wave2(hp: ds.f64[:, :], h: ds.f64[:, :], hp2: ds.f64[:, :], h2: ds.f64[:, :], c2: ds.f64[:, :]):
+        n, m = h.shape[0], h.shape[1]
+        for i, j in ds.ndrange(n, m):
+            hp2[i, j] = h[i, j]
+            if i > 0 and i < n - 1 and j > 0 and j < m - 1:
+                lap = h[i + 1, j] + h[i - 1, j] + h[i, j + 1] + h[i, j - 1] - 4.0 * h[i, j]
+                h2[i, j] = 2.0 * h[i, j] - hp[i, j] + c2[i, j] * lap
+            else:
+                h2[i, j] = 0.0
+
+    @ds.kernel
+    def field_loss(h: ds.f64[:, :], target: ds.f64[:, :], loss: ds.f64[()]):
+        for i, j in ds.ndrange(h.shape[0], h.shape[1]):
+            loss[None] += (h[i, j] - target[i, j]) ** 2
+
     K.update(locals())
     return K
 
@@ -376,6 +392,29 @@ def case_deterministic(K):
         ds.init(deterministic=False)
     assert res[0].tobytes() == res[1].tobytes(), res
     return [res[0]]
+
+
+def case_rollout(K):
+    """ds.Rollout with 2 checkpoints over 7 steps: snapshots live on the state's device."""
+    ds = _ds()
+    r = _rng(11)
+    n = 10
+    hp = ds.array(r.standard_normal((n, n)) * 0.1, requires_grad=True)
+    h = ds.array(r.standard_normal((n, n)) * 0.1, requires_grad=True)
+    c2 = ds.array(0.1 + 0.1 * r.random((n, n)), requires_grad=True)
+    target = ds.array(r.random((n, n)) * 0.1)
+    loss = ds.zeros((), requires_grad=True)
+
+    def step(t, hp, h, hp2, h2):
+        K["wave2"](hp, h, hp2, h2, c2)
+
+    sim = ds.Rollout(step, state=[hp, h], steps=7, checkpoints=2)
+    with ds.Tape() as tape:
+        sim.run()
+        K["field_loss"](sim.state[1], target, loss)
+    tape.backward(loss)
+    assert sim.stats["max_snapshots"] <= 2
+    return [sim.state[1], loss, hp.grad, h.grad, c2.grad]
 
 
 CASES = {k[5:]: v for k, v in dict(globals()).items() if k.startswith("case_")}

@@ -272,3 +272,12 @@ def test_step_misuse_is_an_error():
     with ds.Tape():
         with pytest.raises(ds.AutodiffError, match="carries values from one step to the next"):
             sim.run()
+
+
+def test_checkpointing_benchmark_runs_small():
+    """benchmarks/checkpointing.py end to end at a tiny size (the numbers themselves are not checked)."""
+    from benchmarks import checkpointing
+    res = checkpointing.main(["--n", "12", "--steps", "40", "--checkpoints", "3", "--store-all-steps", "20"])
+    assert res["forward_steps"] == res["predicted_forward_steps"]
+    assert res["ckpt_snapshot_bytes"] == 3 * 2 * 12 * 12 * 8
+    assert res["time_s"] > 0 and res["model_s"] > 0
