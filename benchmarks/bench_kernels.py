@@ -9,7 +9,12 @@ Each implementation runs until about ``--seconds`` of samples are in (after a
 warm-up call that compiles); the table shows medians and the ratio to the
 hand-written numba version.  Compile times are not included.
 
-    python benchmarks/bench_kernels.py [--seconds 1.0] [--quick]
+    python benchmarks/bench_kernels.py [--seconds 1.0] [--quick] [--cpu-time]
+
+``--cpu-time``: one numba thread and CPU time instead of wall time, which
+other processes on a shared machine disturb far less (two-thread parallel
+regions wait for a descheduled thread when another job holds a core); BLAS
+(NumPy's and SciPy's, which ``ds.matmul`` calls) is then limited to one thread too.
 """
 from __future__ import annotations
 
@@ -19,6 +24,9 @@ import os
 import statistics
 import sys
 import time
+
+if "--cpu-time" in sys.argv:           # must be set before numba is imported
+    os.environ["NUMBA_NUM_THREADS"] = "1"
 
 import numba
 import numpy as np
@@ -142,6 +150,9 @@ def laplacian_numpy(u, c):
 
 
 # ------------------------------------------------------------------ timing
+CLOCK = time.process_time if "--cpu-time" in sys.argv else time.perf_counter
+
+
 def median_times(impls, seconds: float) -> list:
     """Median wall time of each ``(fn, reset)`` in ``impls``, sampled round-robin for about ``seconds`` each.
 
@@ -159,9 +170,9 @@ def median_times(impls, seconds: float) -> list:
         for (fn, reset), acc in zip(impls, samples):
             if reset:
                 reset()
-            t0 = time.perf_counter()
+            t0 = CLOCK()
             fn()
-            acc.append(time.perf_counter() - t0)
+            acc.append(CLOCK() - t0)
     return [statistics.median(acc) for acc in samples]
 
 
@@ -171,10 +182,11 @@ def dense_cases(seconds, batch=2000, width=20):
     W = (rng.standard_normal((width, width)) / math.sqrt(width)).astype(np.float32)
     b = rng.standard_normal(width).astype(np.float32)
     y = np.zeros((batch, width), np.float32)
+    z = np.zeros((batch, width), np.float32)
     ref = np.tanh(x.astype(np.float64) @ W + b)
     k = dk.dense_kernel("tanh")
     rows = []
-    fwd = [("difsci  dk.dense_kernel('tanh')", lambda: k(x, W, b, y)),
+    fwd = [("difsci  dk.dense_kernel('tanh')", lambda: k(x, W, b, z, y)),
            ("numba   hand-written, np.tanh", lambda: dense_numba(x, W, b, y)),
            ("numba   hand-written, exp formula", lambda: dense_numba_exp(x, W, b, y)),
            ("NumPy   np.tanh(x @ W + b) (BLAS)", lambda: dense_numpy(x, W, b))]
@@ -185,12 +197,13 @@ def dense_cases(seconds, batch=2000, width=20):
     # backward: difsci's generated adjoint (through ds.Tape's kernel.adjoint) vs hand-written
     xa, Wa, ba = (ds.array(a, requires_grad=True) for a in (x, W, b))
     ya = ds.zeros((batch, width), dtype=np.float32, requires_grad=True)
-    k(xa, Wa, ba, ya)
+    za = ds.zeros((batch, width), dtype=np.float32, requires_grad=True)
+    k(xa, Wa, ba, za, ya)
     gy = rng.standard_normal((batch, width)).astype(np.float32)
 
     def reset_ds():
         ya.grad.numpy()[...] = gy
-        for a in (xa, Wa, ba):
+        for a in (xa, Wa, ba, za):
             a.zero_grad()
     gx, gW, gb = np.zeros_like(x), np.zeros_like(W), np.zeros_like(b)
     yn = np.tanh(x @ W + b)
@@ -199,14 +212,14 @@ def dense_cases(seconds, batch=2000, width=20):
         gx[...] = 0
         gW[...] = 0
         gb[...] = 0
-    bwd = [("difsci  generated adjoint", lambda: k.adjoint(xa, Wa, ba, ya), reset_ds),
+    bwd = [("difsci  generated adjoint", lambda: k.adjoint(xa, Wa, ba, za, ya), reset_ds),
            ("numba   hand-written backward", lambda: dense_numba_backward(x, W, yn, gy, gx, gW, gb), reset_nb),
            ("NumPy   dz @ W.T, x.T @ dz (BLAS)", lambda: dense_numpy_backward(x, W, yn, gy), None)]
     for (name, _, _), t in zip(bwd, median_times([(fn, reset) for _, fn, reset in bwd], seconds)):
         rows.append(("dense bwd", name, t, None))
     gref = dense_numpy_backward(x.astype(np.float64), W.astype(np.float64), ref, gy.astype(np.float64))
     reset_ds()
-    k.adjoint(xa, Wa, ba, ya)
+    k.adjoint(xa, Wa, ba, za, ya)
     err = max(float(np.abs(a.grad.numpy() - g).max() / np.abs(g).max()) for a, g in zip((xa, Wa, ba), gref))
     rows[-3] = rows[-3][:3] + (err,)
     return rows
@@ -267,13 +280,18 @@ def main(argv=None) -> str:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=1.0, help="sampling time per implementation")
     p.add_argument("--quick", action="store_true", help="small sizes, short sampling (a smoke test)")
+    p.add_argument("--cpu-time", action="store_true", help="one numba thread, CPU time (robust to other load)")
     a = p.parse_args(argv)
     ds.init(backend="cpu")
+    if a.cpu_time:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(1)
     secs = 0.05 if a.quick else a.seconds
     rows = dense_cases(secs, batch=200 if a.quick else 2000) + laplacian_cases(secs, n=128 if a.quick else 1024)
     load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     head = (f"difsci.kernels benchmark: numba {numba.__version__}, {numba.config.NUMBA_NUM_THREADS} threads, "
-            f"{os.cpu_count()} CPUs{load}; medians of ~{secs:g} s of calls each, round-robin (compile excluded)\n"
+            f"{os.cpu_count()} CPUs{load}; medians of ~{secs:g} s of calls each, round-robin (compile excluded)"
+            f"{'; CPU time (process_time)' if a.cpu_time else '; wall time'}\n"
             "ratio: median / median of the first hand-written numba version of the same case\n")
     out = head + table(rows)
     print(out)

@@ -155,7 +155,7 @@ def test_dense_float32_on_cpu(cpu):
     b = rng(21).standard_normal(13).astype(np.float32)
     k = dk.dense_kernel("tanh")
     y = np.zeros((200, 13), np.float32)
-    k(x, W, b, y)
+    k(x, W, b, np.empty_like(y), y)
     np.testing.assert_allclose(y, np.tanh(x.astype(np.float64) @ W + b), rtol=2e-5, atol=2e-6)
     # gradient of the float32 kernel agrees with the float64 oracle's
     seeds = rng(22).standard_normal((200, 13))
@@ -164,10 +164,29 @@ def test_dense_float32_on_cpu(cpu):
         ds.init(backend=backend)
         xa, Wa, ba = (ds.array(a.astype(dt), requires_grad=True) for a in (x, W, b))
         ya = ds.zeros((200, 13), dtype=dt, requires_grad=True)
+        za = ds.zeros((200, 13), dtype=dt, requires_grad=True)
         with ds.Tape() as tape:
-            k(xa, Wa, ba, ya)
+            k(xa, Wa, ba, za, ya)
         tape.backward(ya, seeds.astype(dt))
         grads[backend] = [a.grad.numpy().astype(np.float64) for a in (xa, Wa, ba)]
     ds.init(backend="cpu")
     for g32, g64 in zip(grads["cpu"], grads["python"]):
         np.testing.assert_allclose(g32, g64, rtol=1e-4, atol=1e-4 * np.abs(g64).max())
+
+
+def test_dense_over_derivative_streams(py):
+    """Streams (value, d, d2) of tanh(x @ W + b) along a path x(s): the chain rule, bias in the value only."""
+    N = 5
+    x, W, b = rng(23).standard_normal((N, 3)), rng(24).standard_normal((3, 4)), rng(25).standard_normal(4)
+    dx, d2x = rng(26).standard_normal((N, 3)), rng(27).standard_normal((N, 3))
+    k = dk.dense_kernel("tanh", [(), (0,), (0, 0)])
+    assert k is dk.dense_kernel(act.tanh, [(), (0,), (0, 0)]) and k is not dk.dense_kernel("tanh")
+    y = np.zeros((3 * N, 4))
+    k(np.concatenate([x, dx, d2x]), W, b, np.empty_like(y), y)
+    z, dz, d2z = x @ W + b, dx @ W, d2x @ W
+    t = np.tanh(z)
+    np.testing.assert_allclose(y[:N], t, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(y[N:2 * N], (1 - t * t) * dz, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(y[2 * N:], -2 * t * (1 - t * t) * dz * dz + (1 - t * t) * d2z, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="value stream"):
+        dk.dense_kernel("tanh", [(0,)])

@@ -7,7 +7,9 @@ argument clamped where the result has already rounded to +-1 (so no
 ``inf``/``nan`` reaches the derivative).
 
 ``ACTIVATIONS`` maps the names ``identity tanh sin relu softplus sigmoid gelu``
-to the funcs; :func:`activation` looks one up (or passes a func through).
+to the funcs; :func:`activation` looks one up (or passes a func through);
+:func:`key_of` gives the name of a func (registering a custom one), for
+generated source.  ``difsci.nn`` uses these same funcs.
 """
 from __future__ import annotations
 
@@ -64,6 +66,16 @@ def gelu(v):
 
 ACTIVATIONS = {"identity": identity, "linear": identity, "none": identity, "tanh": tanh, "sin": sin,
                "relu": relu, "softplus": softplus, "sigmoid": sigmoid, "gelu": gelu}
+
+
+def key_of(act) -> str:
+    """A name under which generated code finds ``act`` as ``ACTIVATIONS[key]`` (custom funcs get one)."""
+    for k, v in ACTIVATIONS.items():
+        if v is act:
+            return k
+    k = f"custom_{getattr(act, '__name__', 'act')}_{id(act):x}"
+    ACTIVATIONS[k] = act
+    return k
 
 
 def activation(act) -> ds.Func:

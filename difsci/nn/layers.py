@@ -117,9 +117,9 @@ class MLP:
         params = self.parameters()
         for k, (fo, act) in enumerate(zip(self.sizes[1:], self.acts)):
             W, b = params[2 * k], params[2 * k + 1]
-            z = Array(np.zeros((S, N, fo), dtype=self.dtype), T.from_numpy(self.dtype), True)
+            z = Array(np.empty((S * N, fo), dtype=self.dtype), T.from_numpy(self.dtype), True)
             y = Array(np.empty((S, N, fo), dtype=self.dtype), T.from_numpy(self.dtype), True)
-            jets.dense_kernel(act, streams)(_flat2(h), W, b, _flat2(z), z, y)
+            jets.dense_kernel(act, streams)(_flat2(h), W, b, z, _flat2(y))
             h = y
         return h
 
