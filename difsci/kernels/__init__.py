@@ -10,7 +10,8 @@ module             contents
 ``reductions``     sum, mean, dot, squared norm, max/min, argmax/argmin (whole
                    array or along an axis); a deterministic sum
 ``linalg``         matvec, (batched) matmul, small batched solves, the dense
-                   layer ``act(x @ W + b)`` (:func:`dense_kernel` per activation)
+                   layer ``act(x @ W + b)`` (:func:`dense_kernel`: BLAS product, per
+                   activation and derivative streams; difsci.nn uses it)
 ``activations``    tanh, sin, relu, softplus, sigmoid, gelu, identity as funcs
 ``stencils``       Laplacian, gradient, divergence, curl on 1/2/3-D grids with
                    Dirichlet, Neumann or periodic boundaries
@@ -24,7 +25,7 @@ module             contents
 =================  ==========================================================
 
 ``import difsci.kernels as dk``; ``dk.sum(x)``, ``dk.laplacian2d(u, out, h,
-dk.PERIODIC, 0.0)``, ``dk.dense_kernel("tanh")(x, W, b, y)`` …
+dk.PERIODIC, 0.0)``, ``dk.dense_kernel("tanh")(x, W, b, z, y)`` …
 ``sum``, ``max`` and ``min`` shadow builtins (as numpy's do): they are
 importable by name but left out of ``__all__`` (``import *``).
 """
