@@ -326,10 +326,6 @@ def k_const_local(x: ds.f64[:], out: ds.f64[:], n: int):
         out[i] = 1.0 / s
 
 
-@pytest.mark.xfail(strict=True, raises=ZeroDivisionError,
-                   reason="the Python backend keeps f64 constants as Python floats, so a local assigned a "
-                          "constant divides like Python (raises) where numba gives inf; needs the printer or "
-                          "the loader to give constants NumPy's semantics (changes the golden sources)")
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_python_backend_constant_locals_divide_like_numpy(py):
     out = ds.zeros(2)

@@ -281,3 +281,17 @@ def test_checkpointing_benchmark_runs_small():
     assert res["forward_steps"] == res["predicted_forward_steps"]
     assert res["ckpt_snapshot_bytes"] == 3 * 2 * 12 * 12 * 8
     assert res["time_s"] > 0 and res["model_s"] > 0
+
+
+def test_wave_long_example_small(tmp_path, capsys):
+    """examples/physics/wave_long.py (ds.Rollout, 8 checkpoints) at its small size: the loss falls."""
+    import argparse
+
+    from difsci import cli
+    mod = cli.load_module(cli.EXAMPLES_DIR / "wave_long.py", "difsci_examples_wave_long")
+    png = tmp_path / "wl.png"
+    out = mod.main(argparse.Namespace(size="small", iters=4, plot=str(png)))
+    assert out["losses"][-1] < 0.5 * out["losses"][0]
+    assert out["stats"]["max_snapshots"] <= 8 and out["stats"]["adjoint_steps"] == 300
+    assert png.stat().st_size > 10_000
+    assert "storing every step would take" in capsys.readouterr().out

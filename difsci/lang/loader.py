@@ -18,6 +18,7 @@ source, so a stale bytecode cache can never shadow a rewritten file.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.machinery
 import importlib.util
@@ -154,7 +155,40 @@ class _GeneratedLoader(importlib.machinery.SourceFileLoader):
         self._source = source
 
     def get_code(self, fullname: str) -> types.CodeType:
+        if _PYTHON_RUNTIME in self._source:
+            return compile(_numpy_float_constants(self._source), self.path, "exec", dont_inherit=True)
         return compile(self._source, self.path, "exec", dont_inherit=True)
+
+
+_PYTHON_RUNTIME = "from difsci.lang.backends.rt_python import"
+
+
+def _numpy_float_constants(source: str) -> ast.Module:
+    """The plain-Python backend's code with every float literal a ``np.float64`` (module-level names).
+
+    numba types a literal ``0.0`` as float64, so ``1.0 / s`` with ``s = 0.0`` is inf there; a Python float
+    would raise ZeroDivisionError. The shown source is unchanged: only the executed code differs."""
+    tree = ast.parse(source)
+    names: dict = {}
+
+    class _Floats(ast.NodeTransformer):
+        def visit_Constant(self, node):
+            if type(node.value) is float:
+                key = repr(node.value)
+                name = names.setdefault(key, f"_ds_f64_{len(names)}")
+                return ast.copy_location(ast.Name(name, ast.Load()), node)
+            return node
+
+    tree = _Floats().visit(tree)
+    defs = [ast.parse(f"{name} = np.float64({key})").body[0] for key, name in names.items()]
+    for d in defs:
+        for node in ast.walk(d):
+            node.lineno = node.end_lineno = 1
+            node.col_offset = node.end_col_offset = 0
+    k = next((i + 1 for i, st in enumerate(tree.body) if isinstance(st, ast.ImportFrom)
+              and st.module == "difsci.lang.backends.rt_python"), 0)
+    tree.body[k:k] = defs
+    return tree
 
 
 def load_source(source: str, key: str = "") -> types.ModuleType:
