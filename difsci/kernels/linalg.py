@@ -186,16 +186,40 @@ def {name}(x, W, b, z, y):
 '''
 
 
-def _jet_call(streams, alpha) -> str:
-    """Source of stream ``alpha`` of act(a) from the streams a0, a1, ... of its argument (nested jvp)."""
-    k = len(alpha)
-    if k == 0:
-        return "act(a0)"
-    args = []
-    for bits in range(2 ** k):
-        sub = tuple(sorted(alpha[j] for j in range(k) if bits >> j & 1))
-        args.append(f"a{streams.index(sub)}")
-    return f"J{k}({', '.join(args)})" + "[1]" * k
+def _jet_calls(streams) -> list:
+    """Source lines computing every stream of act(a) from the streams a0, a1, ... of its argument.
+
+    One nested-jvp call per stream not yet covered, highest order first:
+    ``J2(a0, a2, a2, a3)`` for alpha = (1, 1) returns the streams of all the
+    sub-multisets of alpha at once, ``((v, d1), (d1, d11))``, so each
+    derivative expression is generated (and differentiated in reverse) once.
+    The leaf for the subset with bit j set for alpha[j] is ``t<s>_<bits>``.
+    """
+    lines, done = [], set()
+    for s in sorted(range(len(streams)), key=lambda s: -len(streams[s])):
+        alpha = streams[s]
+        if s in done:
+            continue
+        k = len(alpha)
+        if k == 0:
+            lines.append("y0_ = act(a0)")
+            done.add(0)
+            continue
+
+        def sub(bits):
+            return streams.index(tuple(sorted(alpha[j] for j in range(k) if bits >> j & 1)))
+
+        def pattern(level, bits):      # the nested tuple of jvp^k: outermost index is bit k-1
+            if level < 0:
+                return f"t{s}_{bits}"
+            return f"({pattern(level - 1, bits)}, {pattern(level - 1, bits | 1 << level)})"
+        args = ", ".join(f"a{sub(bits)}" for bits in range(2 ** k))
+        lines.append(f"{pattern(k - 1, 0)[1:-1]} = J{k}({args})")
+        for bits in range(2 ** k):
+            if sub(bits) not in done:
+                done.add(sub(bits))
+                lines.append(f"y{sub(bits)}_ = t{s}_{bits}")
+    return lines
 
 
 def dense_kernel(act="tanh", streams=None) -> ds.Kernel:
@@ -232,7 +256,8 @@ def _make_dense(act, streams):
     ind = " " * 8
     rows = ["n"] + [f"{s} * N + n" for s in range(1, S)]
     copies = [f"{ind}a0 = z[n, o] + b[o]"] + [f"{ind}a{s} = z[{rows[s]}, o]" for s in range(1, S)]
-    stores = [f"{ind}y[{rows[s]}, o] = {_jet_call(streams, a)}" for s, a in enumerate(streams)]
+    stores = [ind + line for line in _jet_calls(streams)]
+    stores += [f"{ind}y[{rows[s]}, o] = y{s}_" for s in range(S)]
     order = max(len(a) for a in streams)
     jets = "\n".join(f"J{k} = ds.jvp(J{k - 1})" for k in range(1, order + 1))
     name = f"dense_{getattr(act, '__name__', 'act')}" if S == 1 else f"dense_{getattr(act, '__name__', 'act')}_jet{S}"
