@@ -35,7 +35,7 @@ def latin_hypercube(n: int, lo, hi, seed: int = 0, dtype=np.float64) -> np.ndarr
     lo, hi = _box(lo, hi)
     rng = np.random.default_rng(seed)
     d = lo.shape[0]
-    strata = np.stack([rng.permutation(n) for _ in range(d)], axis=1)
+    strata = np.argsort(rng.random((n, d)), axis=0)      # each column a random permutation of 0..n-1
     u = (strata + rng.random((n, d))) / max(n, 1)
     return (lo + (hi - lo) * u).astype(dtype)
 

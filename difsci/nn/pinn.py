@@ -209,15 +209,12 @@ class PINN:
 
 
 def box_samples(lo, hi, n, method="uniform", seed=0) -> np.ndarray:
-    """n points in the box [lo, hi] (uniform or Latin hypercube), seeded: (n, d)."""
-    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
-    rng = np.random.default_rng(seed)
-    d = lo.size
-    if method == "uniform":
-        u = rng.random((n, d))
-    elif method in ("lhs", "latin"):
-        u = (np.argsort(rng.random((n, d)), axis=0) + rng.random((n, d))) / n
-    else:
-        raise ValueError(f"method is 'uniform' or 'lhs', not {method!r}")
-    return lo + u * (hi - lo)
+    """n points in the box [lo, hi] (uniform or Latin hypercube), seeded: (n, d).
 
+    The samplers of difsci.kernels.sampling (``uniform_box``, ``latin_hypercube``)."""
+    from ..kernels import sampling
+    if method == "uniform":
+        return sampling.uniform_box(n, lo, hi, seed)
+    if method in ("lhs", "latin"):
+        return sampling.latin_hypercube(n, lo, hi, seed)
+    raise ValueError(f"method is 'uniform' or 'lhs', not {method!r}")
