@@ -19,6 +19,7 @@ from dataclasses import replace
 
 from .. import build as B
 from .. import ir
+from .. import types as T
 
 
 def privatize(fn: ir.Function) -> ir.Function:
@@ -65,6 +66,8 @@ def _parfor(pf, taken, locals_, arrays):
             name = f"_acc{j}"
         taken.add(name)
         ty = arrays[key[0]].dtype
+        if ty == T.f32:
+            ty = T.f64      # a float32 target sums in float64 (10M f32 terms would lose ~1e-3 otherwise)
         locals_[name] = ty
         accs[key] = (name, ty, st.idx)
     # one partial per iteration, reduced by a single statement (numba's prange reduction rule)
@@ -74,14 +77,16 @@ def _parfor(pf, taken, locals_, arrays):
         while p in taken:
             p, j = f"{n}_i{j}", j + 1
         taken.add(p)
+        t = arrays[key[0]].dtype    # one iteration's partial: the target's own type
         locals_[p] = t
         part[key] = (p, t, idx)
     body = [ir.Assign(p, B.zero(t), t, loc=pf.loc) for p, t, _ in part.values()]
     body += _rewrite(pf.body, part)
-    body += [ir.Assign(n, B.add(ir.Var(t, n), ir.Var(t, part[key][0])), t, loc=pf.loc)
+    body += [ir.Assign(n, B.add(ir.Var(t, n), B.cast(ir.Var(part[key][1], part[key][0]), t)), t, loc=pf.loc)
              for key, (n, t, _) in accs.items()]
     pre = [ir.Assign(n, B.zero(t), t, loc=pf.loc) for n, t, _ in accs.values()]
-    post = [ir.Store(key[0], idx, ir.Var(t, n), "add", loc=pf.loc) for key, (n, t, idx) in accs.items()]
+    post = [ir.Store(key[0], idx, B.cast(ir.Var(t, n), arrays[key[0]].dtype), "add", loc=pf.loc)
+            for key, (n, t, idx) in accs.items()]
     return pre + [replace(pf, body=body)] + post
 
 
