@@ -129,19 +129,32 @@ class PINN:
         self.conditions.append((pts, vals, out, float(weight)))
 
     # ---------------------------------------------------------- the loss
-    def _record_loss(self, X):
+    def _record_loss(self, X, n_total=None, conditions=None):
+        """The loss of ``X`` and the conditions, recorded on the active Tape.
+
+        ``n_total``, and a 5th entry of each ``conditions`` tuple, are the global
+        point counts that the means divide by when X and the conditions are one
+        rank's shards (ds.distributed); they default to the local counts."""
         dt = self.net.dtype
         loss = zeros((), dtype=dt, requires_grad=True)
-        Y, _ = self.net.jet(X, self.streams)
-        scale = (self.weights / len(X)).astype(dt)
-        self._residual(Y, X, scale, loss)
-        for pts, vals, out, w in self.conditions:
-            Yc = self.net._forward(self.net._as_streams(pts), [()])
-            _COND(Yc, vals, out, dt.type(w / len(pts)), loss)
+        if len(X):
+            Y, _ = self.net.jet(X, self.streams)
+            scale = (self.weights / (n_total or len(X))).astype(dt)
+            self._residual(Y, X, scale, loss)
+        for pts, vals, out, w, *n in (self.conditions if conditions is None else conditions):
+            if len(pts):
+                Yc = self.net._forward(self.net._as_streams(pts), [()])
+                _COND(Yc, vals, out, dt.type(w / (n[0] if n else len(pts))), loss)
         return loss
 
-    def loss_and_grad(self, collocation):
-        """(loss, flat weight gradient) at the current weights."""
+    def loss_and_grad(self, collocation, distributed=False):
+        """(loss, flat weight gradient) at the current weights.
+
+        ``distributed=True``: every rank passes the same collocation set and evaluates
+        its shard; the loss and gradient are reduced over the ranks (ds.distributed)."""
+        if distributed:
+            from ..distributed.data import pinn_loss_and_grad
+            return pinn_loss_and_grad(self, collocation)
         X = np.ascontiguousarray(collocation, dtype=self.net.dtype)
         flat = self.net.flat_parameters()
         flat.zero_grad()
@@ -163,21 +176,29 @@ class PINN:
 
     # ------------------------------------------------------------ training
     def train(self, collocation, steps=1000, optimizer="adam", lr=1e-3, lbfgs_steps=0, verbose=True,
-              log_every=None):
+              log_every=None, distributed=False):
+        """``distributed=True`` (under mpiexec): data-parallel over the ranks of ds.distributed --
+        each rank passes the whole collocation set and evaluates its shard; rank 0's weights
+        are broadcast first, and every step uses the gradient summed over the ranks, so the
+        trajectory is that of one process holding all points (up to rounding)."""
         X = np.ascontiguousarray(collocation, dtype=self.net.dtype)
         flat = self.net.flat_parameters()
+        if distributed:
+            from .. import distributed as dist
+            dist.broadcast_parameters(flat)
+            verbose = verbose and dist.rank == 0
         opt = self._optimizer(optimizer, lr, flat)
         self._t0 = self._t0 or time.perf_counter()
         every = log_every or max(1, (steps + lbfgs_steps) // 20)
         for k in range(steps):
-            f, _ = self.loss_and_grad(X)
+            f, _ = self.loss_and_grad(X, distributed)
             self._log("adam" if isinstance(opt, Adam) else "sgd", f, k + 1, steps, every, verbose)
             opt.step()
         if lbfgs_steps:
             lb = LBFGS(flat, max_iter=1, history_size=50)
 
             def closure():
-                return self.loss_and_grad(X)[0]
+                return self.loss_and_grad(X, distributed)[0]
             for k in range(lbfgs_steps):
                 f = lb.step(closure)
                 self._log("lbfgs", f, k + 1, lbfgs_steps, every, verbose)
