@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -76,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="backend (default: $DIFSCI_BACKEND or cpu)")
     run.add_argument("--size", choices=("small", "default"), default="default",
                      help="problem size")
+    run.add_argument("--mpi", action="store_true",
+                     help="run over MPI ranks (start with `mpiexec -n N difsci run NAME`; "
+                          "implied when mpiexec starts several processes)")
 
     bench = sub.add_parser("bench", help="run the benchmark suite, printed as a table")
     bench.add_argument("--quick", action="store_true", help="small sizes, few repetitions")
@@ -109,8 +113,45 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not hasattr(module, "main"):
         print(f"difsci: example {args.name!r} has no main(args)", file=sys.stderr)
         return 2
-    result = module.main(args)
+    args.mpi = getattr(args, "mpi", False) or _mpi_launcher_size() > 1
+    if args.mpi:
+        if not hasattr(module, "main_mpi"):
+            print(f"difsci: example {args.name!r} has no MPI version (examples with one: wave, "
+                  "burgers_pinn)", file=sys.stderr)
+            return 2
+        code = _start_mpi(args)
+        if code:
+            return code
+        result = module.main_mpi(args)
+    else:
+        result = module.main(args)
     return result if isinstance(result, int) and not isinstance(result, bool) else 0
+
+
+def _mpi_launcher_size() -> int:
+    """The process count an MPI launcher (mpiexec) set in the environment; 1 without one."""
+    for var in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 1
+
+
+def _start_mpi(args: argparse.Namespace) -> int:
+    """``ds.distributed.init()``; rank 0 alone prints and writes plots. Non-zero on error."""
+    import difsci
+
+    try:
+        comm = difsci.distributed.init()
+    except difsci.DifsciError as e:
+        print(f"difsci: --mpi: {e}", file=sys.stderr)
+        return 2
+    if comm.rank == 0:
+        note = "  (1 rank: start with `mpiexec -n N` to use more)" if comm.size == 1 else ""
+        print(f"difsci: running {args.name} on {comm.size} MPI ranks{note}", flush=True)
+    else:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 -- for the process's lifetime: one copy of the output
+        args.plot = args.gif = None
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
