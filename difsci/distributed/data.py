@@ -108,27 +108,42 @@ def sum_across(x: Array, comm=None) -> Array:
     return out
 
 
-def gather(x, comm=None) -> Array:
-    """Every rank's ``x`` stacked on a new leading axis (``Allgather``): shape ``(size,) + x.shape``.
+def gather(x, concat: bool = False, comm=None) -> Array:
+    """Every rank's ``x`` on every rank (``Allgather``): stacked on a new leading axis,
+    shape ``(size,) + x.shape`` -- or, with ``concat=True``, concatenated along axis 0
+    in rank order (the ranks' lengths may differ: ensemble members split by ``local_range``).
 
     For ensembles: each rank runs its own members and ``gather`` collects a result (a
     loss, a final state, a gradient ``gather(param.grad)``) on every rank.  With a
-    ds.Array that requires grad, on an active Tape, the result is differentiable:
-    the adjoint takes row ``rank`` of the replicated cotangent into ``x.grad``.
+    ds.Array that requires grad, on an active Tape, the result is differentiable: the
+    adjoint takes this rank's part of the (replicated) cotangent into ``x.grad``.
     """
     c = get_comm(comm)
     src = _contiguous(_buffer(x))
-    out_data = np.empty((c.size,) + src.shape, dtype=src.dtype)
-    c.Allgather(src, out_data)
+    shapes = c.allgather(src.shape)
+    if concat:
+        if src.ndim == 0 or any(sh[1:] != src.shape[1:] for sh in shapes):
+            raise ValueError(f"gather(concat=True) needs arrays that differ only in their first axis; "
+                             f"the ranks hold {shapes}")
+        counts = [int(np.prod(sh)) for sh in shapes]
+        out_data = np.empty((sum(sh[0] for sh in shapes),) + src.shape[1:], dtype=src.dtype)
+        c.Allgatherv(src, [out_data, counts])
+        start = sum(sh[0] for sh in shapes[:c.rank])
+        part = slice(start, start + src.shape[0])
+    else:
+        if any(sh != src.shape for sh in shapes):
+            raise ValueError(f"gather needs the same shape on every rank (or concat=True); the ranks "
+                             f"hold {shapes}")
+        out_data = np.empty((c.size,) + src.shape, dtype=src.dtype)
+        c.Allgather(src, out_data)
+        part = c.rank
     if not isinstance(x, Array):
         return Array(out_data, _elem(out_data))
     out = Array(out_data, x.elem, requires_grad=x.requires_grad)
     tape = current_tape()
     if tape is not None and x.requires_grad:
-        r = c.rank
-
         def backward():
-            x.grad.data[...] += out.grad.data[r]
+            x.grad.data[...] += out.grad.data[part]
         tape.record_custom(backward, reads=(x,), writes=(out,), name="gather")
     return out
 

@@ -62,6 +62,13 @@ same = np.random.default_rng(7)                      # the same u on every rank
 worst = max(worst, check("sum_across", dist.sum_across, x, same.standard_normal((4, 3)), True))
 worst = max(worst, check("gather", dist.gather, x, same.standard_normal((dist.size, 4, 3)), True))
 np.testing.assert_array_equal(dist.gather(x).numpy()[dist.rank], x.numpy())
+# gather(concat=True): ranks with different lengths (ensemble members split by local_range)
+lo, hi = dist.local_range(2 * dist.size + 1)
+xs = ds.array(rng.standard_normal((hi - lo, 3)), requires_grad=True)
+n_all = 2 * dist.size + 1
+worst = max(worst, check("gather concat", lambda a: dist.gather(a, concat=True), xs,
+                         same.standard_normal((n_all, 3)), True))
+np.testing.assert_array_equal(dist.gather(xs, concat=True).numpy()[lo:hi], xs.numpy())
 
 if dist.rank == 0:
     print(f"OK halo: {dist.size} ranks; dot-product tests of exchange_halos (halo 1 and 2, 2-D and 3-D, "
