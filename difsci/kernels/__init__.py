@@ -72,6 +72,7 @@ from .linalg import (
 from .particles import (
     bspline_weights,
     build_cells,
+    dashpot_force,
     find_neighbours,
     g2p2d,
     g2p3d,
@@ -159,6 +160,7 @@ __all__ = [
     "build_cells",
     "curl2d",
     "curl3d",
+    "dashpot_force",
     "dense",
     "dense_kernel",
     "divergence1d",

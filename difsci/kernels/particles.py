@@ -171,6 +171,13 @@ def spring_forces(x, springs, rest, k, f):
         f[b] -= fs
 
 
+@ds.func
+def dashpot_force(xa, xb, va, vb, c):
+    """Force on the particle at ``xa`` from a dashpot to ``xb``: c ((vb - va) . n) n, n = (xb - xa) / |xb - xa|."""
+    n = ds.normalize(xb - xa)
+    return (c * ds.dot(vb - va, n)) * n
+
+
 @ds.kernel
 def spring_damping(x, v, springs, c, f):
     """Dashpots along the springs: f[a] += c (v_rel . n) n, f[b] -= it (n = unit a->b, v_rel = v[b] - v[a]).
@@ -180,8 +187,7 @@ def spring_damping(x, v, springs, c, f):
     for s in range(springs.shape[0]):
         a = springs[s, 0]
         b = springs[s, 1]
-        n = ds.normalize(x[b] - x[a])
-        fs = (c[s] * ds.dot(v[b] - v[a], n)) * n
+        fs = dashpot_force(x[a], x[b], v[a], v[b], c[s])
         f[a] += fs
         f[b] -= fs
 

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 import difsci as ds
-from difsci.kernels.particles import spring_force  # k (|d| - rest) d / |d|, a @ds.func
+from difsci.kernels.particles import dashpot_force, spring_force  # @ds.funcs of difsci.kernels
 
 DT = 0.004
 GRAVITY = -4.8
@@ -89,9 +89,8 @@ def make_simulate(controller):
                 length = rest[s]
                 if muscle[s] >= 0:
                     length = rest[s] * (1.0 + ACTUATION * act[t, muscle[s]])
-                d = ds.normalize(x[t, j] - x[t, i])
                 fs = spring_force(x[t, i], x[t, j], length, STIFFNESS) \
-                    + DASHPOT * ds.dot(v[t, j] - v[t, i], d) * d
+                    + dashpot_force(x[t, i], x[t, j], v[t, i], v[t, j], DASHPOT)
                 f[t, i] += fs
                 f[t, j] -= fs
             for p in range(P):                                   # ground contact and integration
