@@ -2,11 +2,13 @@
 
 Each workload compares difsci, written as a user writes it (API.md), with a
 hand-written numba reference, interleaved in one process (see harness.py);
+the PINN step (workload 6) compares difsci with PyTorch eager and JAX ``jit``;
 every result is checked against the reference first (a wrong number stops
 that workload and makes the exit code 1).  Then the start-up costs (cold
-compile, cached start) and the per-launch overhead.  Peers (jax) run when
-importable.  ``--quick`` uses small sizes and few rounds (under a minute
-once the caches are warm).
+compile, cached start) and the per-launch overhead.  Peers (jax, torch) run
+when importable (``pip install -e ".[bench]"``) and are skipped otherwise.
+``--quick`` uses small sizes and few rounds (under a minute once the caches
+are warm).
 """
 from __future__ import annotations
 
@@ -20,8 +22,11 @@ import time
 import traceback
 from pathlib import Path
 
-if "--cpu-time" in sys.argv:           # must be set before numba is imported
+if "--cpu-time" in sys.argv:           # must be set before numba (and jax, torch) are imported
     os.environ["NUMBA_NUM_THREADS"] = "1"
+    os.environ["DIFSCI_BENCH_ONE_THREAD"] = "1"      # benchmarks/peers: torch.set_num_threads(1)
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
 
 _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
@@ -32,7 +37,7 @@ from numba import prange
 from benchmarks import harness
 from benchmarks.harness import Result, ResultMismatch
 
-WORKLOADS = ("saxpy", "stencil", "scatter", "wave", "mass_spring")
+WORKLOADS = ("saxpy", "stencil", "scatter", "wave", "mass_spring", "pinn")
 # (rounds, seconds per case after which no more rounds are added)
 BUDGET = {"quick": (5, 3.0), "full": (15, 40.0)}
 
@@ -124,7 +129,7 @@ def main(quick: bool = False, only: list[str] | None = None, peers: bool = True,
         if numba.config.NUMBA_NUM_THREADS != 1:
             print("--cpu-time needs NUMBA_NUM_THREADS=1 before numba is imported (run benchmarks/run.py --cpu-time)")
             return 2
-        peers = False         # jax would run its own threads
+        # peers run one thread too (see the top of this file); CPU time counts all their threads anyway
     print("difsci benchmarks" + (" (--quick)" if quick else "")
           + (" — ONE thread, CPU time (process_time): code quality, robust to other load" if cpu_time else ""))
     for line in environment():
@@ -220,7 +225,7 @@ def cli(argv=None) -> int:
     p.add_argument("--markdown", action="store_true", help="print the summary as Markdown tables")
     p.add_argument("--cpu-time", action="store_true",
                    help="one numba thread, CPU time instead of wall time: compares the generated code itself, "
-                        "robust to other processes on a busy machine (no start-up measurements, no peers)")
+                        "robust to other processes on a busy machine (no start-up measurements; peers one thread)")
     a = p.parse_args(argv)
     only = a.only.split(",") if a.only else None
     return main(quick=a.quick, only=only, peers=not a.no_peers, startup=not a.no_startup, markdown=a.markdown,

@@ -19,9 +19,10 @@ if str(ROOT) not in sys.path:
 
 import difsci as ds
 from benchmarks import harness
-from benchmarks.workloads import mass_spring, saxpy, scatter, stencil, wave
+from benchmarks.workloads import mass_spring, pinn, saxpy, scatter, stencil, wave
 
-WORKLOADS = {"saxpy": saxpy, "stencil": stencil, "scatter": scatter, "wave": wave, "mass_spring": mass_spring}
+WORKLOADS = {"saxpy": saxpy, "stencil": stencil, "scatter": scatter, "wave": wave, "mass_spring": mass_spring,
+             "pinn": pinn}
 
 
 @pytest.fixture(autouse=True)
@@ -84,3 +85,15 @@ def test_run_case_fails_loudly_on_wrong_numbers():
 def test_launch_overhead_case_verifies():
     from benchmarks import startup
     harness.verify_case(startup.launch_case(quick=True))
+
+
+@pytest.mark.parametrize("peer", ["torch", "jax"])
+def test_pinn_peer_matches_difsci(peer):
+    """The PINN step of a peer framework computes difsci's loss and weight gradient (skipped if not installed)."""
+    pytest.importorskip(peer)
+    from benchmarks import peers
+    found = peers.available((peer,))
+    assert peer in found, f"{peer} imports but benchmarks/peers/{peer}_peer.py does not"
+    case = pinn.cases("tiny", found)[0]
+    assert set(case.impls) == {"difsci", peer}
+    harness.verify_case(case)

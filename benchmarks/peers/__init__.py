@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 
 
-def available(names=("jax",)) -> dict:
+def available(names=("jax", "torch")) -> dict:
     """``{name: module}`` for the peers whose framework imports here (skips the rest silently)."""
     found = {}
     for name in names:
