@@ -18,6 +18,16 @@ Three ways to spread work over the ranks of ``comm``:
   adjoint sends halo gradients back to the owning rank;
 - **ensembles** (``local_range``, ``gather``): independent members per rank, gathered.
 
+A hand-written data-parallel loop (each rank's loss a partial sum over its shard, scaled
+by the *global* count)::
+
+    with ds.Tape() as tape:
+        local_loss = my_loss(net, X[lo:hi], n_total=len(X))     # lo, hi = dist.local_range(len(X))
+    tape.backward(local_loss)
+    dist.allreduce_grad(flat)                 # one in-place Allreduce: the global gradient
+    opt.step()                                # Adam/SGD: the same step on every rank
+    # for ds.nn.LBFGS, the closure returns dist.allreduce_value(float(local_loss.numpy()))
+
 Values that every rank holds alike (a reduced loss, a gathered array) are
 *replicated*; their adjoints take the replicated cotangent, so ``tape.backward`` of
 a replicated loss on every rank gives every rank the gradient with respect to its
