@@ -71,10 +71,14 @@ class MLP:
         return self._flat
 
     def parameters(self) -> list:
-        out = []
-        for (w, b), fi, fo in zip(self.offsets, self.sizes[:-1], self.sizes[1:]):
-            out += [_view(self._flat, w, (fi, fo)), _view(self._flat, b, (fo,))]
-        return out
+        """Per layer W (in, out) and b (out,): views into the flat array and its gradient."""
+        key = (id(self._flat.data), id(self._flat.grad.data) if self._flat.grad is not None else None)
+        if getattr(self, "_views", (None,))[0] != key:     # built once per buffer (the forward asks every call)
+            out = []
+            for (w, b), fi, fo in zip(self.offsets, self.sizes[:-1], self.sizes[1:]):
+                out += [_view(self._flat, w, (fi, fo)), _view(self._flat, b, (fo,))]
+            self._views = (key, out)
+        return list(self._views[1])
 
     # --------------------------------------------------------------- forward
     def __call__(self, x) -> Array:
