@@ -113,6 +113,8 @@ class Rollout:
         self._gwork = [[_like(a) for a in state] for _ in range(2)]
         self.stats = {}
         self._n_snap = 0
+        self._hand = None
+        self._pool = []         # memory of dropped snapshots, reused (never more than `checkpoints` in all)
 
     @property
     def state_bytes(self) -> int:
@@ -130,6 +132,7 @@ class Rollout:
     def _advance(self, src, s, t, last_into=None):
         """Run steps s … t-1 from state s held in ``src`` (read only); returns the arrays holding state t,
         a working buffer (or ``last_into``, which the last step writes)."""
+        self._hand = None               # the working buffers are about to change
         cur = src
         for k in range(s, t):
             if last_into is not None and k == t - 1:
@@ -151,14 +154,31 @@ class Rollout:
         return out
 
     def _snapshot(self, arrays):
+        """A copy of the state in ``arrays``."""
+        buf = self._new_snapshot()
+        for dst, src in zip(buf, arrays):
+            _copy_into(dst, src.data if isinstance(src, Array) else src)
+        return buf
+
+    def _store(self, s, src, m):
+        """A snapshot of state m, advancing from state s in ``src``: the last step writes straight into it."""
+        if self._hand is not None and self._hand[0] == m:
+            return self._snapshot(self._state_at(s, src, m))
+        src = self._state_at(s, src, m - 1)
+        buf = self._new_snapshot()
+        self._advance(src, m - 1, m, last_into=self._wrap(buf))
+        return buf
+
+    def _new_snapshot(self):
+        """Memory for one more snapshot (a dropped one's when there is one)."""
         self._n_snap += 1
         if self._n_snap > self.stats["max_snapshots"]:
             self.stats["max_snapshots"] = self._n_snap
             self.stats["max_snapshot_bytes"] = self._n_snap * self.state_bytes
-        return [_copy_data(a.data if isinstance(a, Array) else a) for a in arrays]
+        return self._pool.pop() if self._pool else [_empty_like(a.data) for a in self.initial]
 
     def _drop(self, snaps, m):
-        del snaps[m]
+        self._pool.append(snaps.pop(m))
         self._n_snap -= 1
 
     def run(self) -> list:
@@ -180,28 +200,26 @@ class Rollout:
         with paused():
             snaps = {}
             positions = set(first_descent(n, self._slots))
-            cur = nxt0
+            cur, held = nxt0, self.initial          # held: the arrays holding state n-1 at the end
             if 1 in positions:
                 snaps[1] = self._snapshot(cur)
             for k in range(1, n):
-                nxt = self.state if k == n - 1 else self._work[0 if cur is not self._work[0] else 1]
-                self._launch(k, cur, nxt)
+                held = cur
+                if k == n - 1:
+                    nxt = self.state
+                elif k + 1 in positions:            # the step writes the snapshot itself: no copy
+                    snaps[k + 1] = self._new_snapshot()
+                    nxt = self._wrap(snaps[k + 1])
+                else:
+                    nxt = self._work[0 if cur is not self._work[0] else 1]
+                self._launch(k, self._wrap(cur), nxt)
                 cur = nxt
-                if k + 1 in positions:
-                    snaps[k + 1] = self._snapshot(cur)
-        # the working buffer holding state n-1 is still intact: the reversal starts from it
-        hand = (n - 1, self._hand_buffer(n))
+        # the arrays holding state n-1 are still intact: the reversal starts from them
+        hand = (n - 1, held)
         run_state = {"snaps": snaps, "hand": hand, "scratch": scratch}
         tape.record_custom(lambda: self._backward(run_state), reads=list(self.initial) + params,
                            writes=list(self.state), name=f"Rollout({getattr(self.step, '__name__', 'step')})")
         return self.state
-
-    def _hand_buffer(self, n):
-        """The arrays that hold state n-1 after a run (the initial state when n == 1)."""
-        if n == 1:
-            return self.initial
-        # state 1 went to work[0]; then each step writes the other working buffer
-        return self._work[(n - 2) % 2]
 
     def _classify(self, probe: Tape, cur, nxt):
         """(arrays the step reads as parameters, arrays it writes as scratch); errors for state misuse."""
@@ -289,7 +307,7 @@ class Rollout:
                 cur = src
                 for k in range(s + 1, e):
                     if k not in snaps:
-                        snaps[k] = self._snapshot(self._state_at(k - 1, cur, k))
+                        snaps[k] = self._store(k - 1, cur, k)
                     cur = snaps[k]
                 for t in range(e - 1, s - 1, -1):
                     self._leaf(t, self._source(t, snaps))
@@ -298,7 +316,7 @@ class Rollout:
                 return
             m = s + split(e - s, c)
             if m not in snaps:
-                snaps[m] = self._snapshot(self._state_at(s, src, m))
+                snaps[m] = self._store(s, src, m)
             self._reverse(m, e, c - 1, snaps)
             self._drop(snaps, m)
             e = m
@@ -338,11 +356,18 @@ def _like(a: Array, requires_grad=False) -> Array:
     return zeros_like(a, requires_grad)
 
 
-def _copy_data(d):
+def _empty_like(d):
     if isinstance(d, np.ndarray):
-        return d.copy()
+        return np.empty_like(d)
     from .lang.backends import devices
-    return devices.copy(d)
+    return devices.empty(d.shape, d.dtype)
+
+
+def _copy_into(dst, src):
+    if isinstance(dst, np.ndarray):
+        np.copyto(dst, src)
+    else:
+        dst.copy_to_device(src)
 
 
 def _zero(g):
