@@ -201,7 +201,7 @@ def main(quick: bool = False, only: list[str] | None = None, peers: bool = True,
             traceback.print_exc()
 
     extra_rows = _bwd_fwd_rows(results) + extra_rows
-    print("\n=== Summary: medians; ratios vs the hand-written numba reference ===")
+    print("\n=== Summary: medians; ratios vs each case's reference (hand-written numba; difsci for the PINN step) ===")
     harness.print_table(results, markdown=markdown)
     if extra_rows:
         print()
