@@ -181,8 +181,10 @@ def test_dense_over_derivative_streams(py):
     dx, d2x = rng(26).standard_normal((N, 3)), rng(27).standard_normal((N, 3))
     k = dk.dense_kernel("tanh", [(), (0,), (0, 0)])
     assert k is dk.dense_kernel(act.tanh, [(), (0,), (0, 0)]) and k is not dk.dense_kernel("tanh")
-    y = np.zeros((3 * N, 4))
-    k(np.concatenate([x, dx, d2x]), W, b, np.empty_like(y), y)
+    y = np.zeros((3, N, 4))
+    zs = np.empty((3, N, 4))
+    k(np.concatenate([x, dx, d2x]), W, b, zs.reshape(3 * N, 4), zs, y)
+    y = y.reshape(3 * N, 4)
     z, dz, d2z = x @ W + b, dx @ W, d2x @ W
     t = np.tanh(z)
     np.testing.assert_allclose(y[:N], t, rtol=1e-12, atol=1e-14)

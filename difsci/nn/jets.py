@@ -32,5 +32,6 @@ def close_streams(needed) -> list:
 
 
 def dense_kernel(act, streams):
-    """The dense-layer kernel ``dense(x, W, b, z, y)`` over ``streams`` (rows stacked stream by stream)."""
+    """The library's dense-layer kernel over ``streams``: ``dense(x, W, b, z, y)`` for the value alone,
+    ``dense(x, W, b, z, zs, y)`` with derivative streams (see difsci.kernels.dense_kernel)."""
     return _library_dense(act, streams)

@@ -121,9 +121,12 @@ class MLP:
         params = self.parameters()
         for k, (fo, act) in enumerate(zip(self.sizes[1:], self.acts)):
             W, b = params[2 * k], params[2 * k + 1]
-            z = Array(np.empty((S * N, fo), dtype=self.dtype), T.from_numpy(self.dtype), True)
+            z = Array(np.empty((S, N, fo), dtype=self.dtype), T.from_numpy(self.dtype), True)
             y = Array(np.empty((S, N, fo), dtype=self.dtype), T.from_numpy(self.dtype), True)
-            jets.dense_kernel(act, streams)(_flat2(h), W, b, z, _flat2(y))
+            if S == 1:
+                jets.dense_kernel(act, streams)(_flat2(h), W, b, _flat2(z), _flat2(y))
+            else:       # z twice: 2-D for the product, 3-D for the streams (the same buffer and gradient)
+                jets.dense_kernel(act, streams)(_flat2(h), W, b, _flat2(z), z, y)
             h = y
         return h
 
