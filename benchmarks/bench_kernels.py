@@ -13,8 +13,8 @@ hand-written numba version.  Compile times are not included.
 
 ``--cpu-time``: one numba thread and CPU time instead of wall time, which
 other processes on a shared machine disturb far less (two-thread parallel
-regions wait for a descheduled thread when another job holds a core); BLAS
-(NumPy's and SciPy's, which ``ds.matmul`` calls) is then limited to one thread too.
+regions wait for a descheduled thread when another job holds a core).  BLAS
+(NumPy's, and SciPy's that ``ds.matmul`` calls) runs one thread in both modes.
 """
 from __future__ import annotations
 
@@ -283,9 +283,10 @@ def main(argv=None) -> str:
     p.add_argument("--cpu-time", action="store_true", help="one numba thread, CPU time (robust to other load)")
     a = p.parse_args(argv)
     ds.init(backend="cpu")
-    if a.cpu_time:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(1)
+    # BLAS one thread in both modes: NumPy's OpenBLAS threads spin after each call and, interleaved
+    # with numba's OpenMP regions on 2 cores, made both 3-50x slower (dense bwd: 9 ms instead of 0.2)
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(1, user_api="blas")
     secs = 0.05 if a.quick else a.seconds
     rows = dense_cases(secs, batch=200 if a.quick else 2000) + laplacian_cases(secs, n=128 if a.quick else 1024)
     load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
