@@ -216,10 +216,10 @@ def _jet_calls(streams) -> list:
             done.add(0)
             continue
 
-        def sub(bits):
+        def sub(bits, alpha=alpha, k=k):
             return streams.index(tuple(sorted(alpha[j] for j in range(k) if bits >> j & 1)))
 
-        def pattern(level, bits):      # the nested tuple of jvp^k: outermost index is bit k-1
+        def pattern(level, bits, s=s):      # the nested tuple of jvp^k: outermost index is bit k-1
             if level < 0:
                 return f"t{s}_{bits}"
             return f"({pattern(level - 1, bits)}, {pattern(level - 1, bits | 1 << level)})"

@@ -7,7 +7,17 @@ from hand-written rules.
 """
 from __future__ import annotations
 
-from ..kernels.activations import ACTIVATIONS, gelu, identity, key_of, relu, sigmoid, sin, softplus, tanh
+from ..kernels.activations import (
+    ACTIVATIONS,
+    gelu,
+    identity,
+    key_of,
+    relu,
+    sigmoid,
+    sin,
+    softplus,
+    tanh,
+)
 
 __all__ = ["ACTIVATIONS", "gelu", "get", "identity", "key_of", "relu", "sigmoid", "sin", "softplus", "tanh"]
 

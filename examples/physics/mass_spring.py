@@ -20,7 +20,10 @@ import time
 import numpy as np
 
 import difsci as ds
-from difsci.kernels.particles import dashpot_force, spring_force  # @ds.funcs of difsci.kernels
+from difsci.kernels.particles import (  # @ds.funcs of difsci.kernels
+    dashpot_force,
+    spring_force,
+)
 
 DT = 0.004
 GRAVITY = -4.8
