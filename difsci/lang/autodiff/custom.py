@@ -287,14 +287,16 @@ def rev_region(ctx, region, rev_block, save):
     _no_stores(region, kernel)
     P, body, R = region.split()
     fp, bp = rev_block(ctx, P)
-    fwd = [region.begin] + fp + list(body)
+    # The marked region keeps exactly the call (body, then result assignments) so that a transformation
+    # of this output finds it again: parameter replays and saves go before it. (The results have fresh
+    # names that the body does not assign, so saving them before the body saves the same values.)
+    fwd = list(fp)
     restores = []
     for a in R:
         r = []
         save(ctx, a.target, fwd, r)
-        fwd.append(a)
         restores.append(r)
-    fwd.append(region.end)
+    fwd += [region.begin] + list(body) + list(R) + [region.end]
     bwd = []
     assigned = {a.target for a in R}
     seeds = []
@@ -328,7 +330,9 @@ def fwd_region(ctx, region, fwd_block):
     kernel = ctx.fn.name
     _no_stores(region, kernel)
     P, body, R = region.split()
-    out = [region.begin] + fwd_block(ctx, P) + list(body) + list(R)
+    # the region keeps exactly the call; the parameters' tangents go before it and the rule's
+    # statements after it, as ordinary code that a further transformation differentiates
+    out = fwd_block(ctx, P) + [region.begin] + list(body) + list(R) + [region.end]
     tangents = []
     for ty, names in info.params:
         comps = [ir.Var(ctx.locals[n], ctx.dot(n)) if ctx.has_dot(n) else B.zero(T.f64) for n in names]
@@ -349,7 +353,7 @@ def fwd_region(ctx, region, fwd_block):
         if name in assigned and ctx.has_dot(name):
             lt = ctx.locals[name]
             out.append(ir.Assign(ctx.dot(name), B.cast(t, lt), lt))
-    return out + [region.end]
+    return out
 
 
 # ------------------------------------------------------------ transforms
