@@ -9,13 +9,16 @@ estimate what a code-generator change would buy; they are not difsci.
 """
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 _DIR = Path(tempfile.mkdtemp(prefix="difsci_bench_whatif_"))
+atexit.register(shutil.rmtree, _DIR, True)          # leave nothing behind in /tmp
 _count = 0
 
 

@@ -229,8 +229,11 @@ _FUNC_FILES: list = []
 
 def _func_from_source(src: str, name: str, ns: dict):
     """A @ds.func from source text (written to a real file, since funcs are parsed with inspect)."""
+    import atexit
+    import shutil
     import tempfile
     d = tempfile.mkdtemp(prefix="difsci_gc_")
+    atexit.register(shutil.rmtree, d, True)         # leave nothing behind in /tmp
     modname = f"_gc_{name}_{len(_FUNC_FILES)}"
     path = f"{d}/{modname}.py"
     with open(path, "w") as fh:
