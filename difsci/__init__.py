@@ -39,7 +39,7 @@ def _zeros_like_py(a, requires_grad=None):
 _INTR["zeros_like"]._pyfn = _zeros_like_py
 zeros_like = _INTR["zeros_like"]
 
-__all__ = ["nn", 
+__all__ = ["nn", "distributed",
     "Array", "array", "zeros", "ones", "full", "zeros_like", "init", "kernel", "func", "Kernel", "Func",
     "Tape", "Rollout", "grad", "jvp", "hessian", "ndrange", "static", "serial",
     "DifsciError", "CompileError", "AutodiffError", "BackendError",
