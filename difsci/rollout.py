@@ -114,6 +114,7 @@ class Rollout:
         self.stats = {}
         self._n_snap = 0
         self._hand = None
+        self._generation = 0    # runs recorded so far: a recorded run's backward needs to be the latest
         self._pool = []         # memory of dropped snapshots, reused (never more than `checkpoints` in all)
 
     @property
@@ -191,6 +192,12 @@ class Rollout:
         if tape is None:
             self._advance(self.initial, 0, n, last_into=self.state)
             return self.state
+        if any(getattr(k, "rollout", None) is self for k, _, spec in tape.launches if spec is None):
+            raise AutodiffError(
+                "ds.Rollout: this rollout already ran on this Tape; running it again overwrites the state "
+                "arrays that the first run's gradient needs", None,
+                "create a second ds.Rollout for a second simulation on the same Tape")
+        self._generation += 1
         # step 0 runs recorded on a probe tape: which arrays does a step read and write?
         probe = Tape()
         nxt0 = self.state if n == 1 else self._work[0]
@@ -216,9 +223,10 @@ class Rollout:
                 cur = nxt
         # the arrays holding state n-1 are still intact: the reversal starts from them
         hand = (n - 1, held)
-        run_state = {"snaps": snaps, "hand": hand, "scratch": scratch}
-        tape.record_custom(lambda: self._backward(run_state), reads=list(self.initial) + params,
-                           writes=list(self.state), name=f"Rollout({getattr(self.step, '__name__', 'step')})")
+        run_state = {"snaps": snaps, "hand": hand, "scratch": scratch, "generation": self._generation}
+        op = tape.record_custom(lambda: self._backward(run_state), reads=list(self.initial) + params,
+                                writes=list(self.state), name=f"Rollout({getattr(self.step, '__name__', 'step')})")
+        op.rollout = self
         return self.state
 
     def _classify(self, probe: Tape, cur, nxt):
@@ -271,6 +279,11 @@ class Rollout:
     # ------------------------------------------------------------------ the reversal
     def _backward(self, run_state):
         n = self.steps
+        if run_state["generation"] != self._generation:
+            raise AutodiffError(
+                "ds.Rollout: the rollout ran again (on another Tape) after the run this Tape recorded, so the "
+                "final state that the loss read is gone", None,
+                "call backward before running the same ds.Rollout again, or use one ds.Rollout per Tape")
         snaps = run_state["snaps"]
         self._hand = run_state.pop("hand", None)    # valid for the first backward only
         self._scratch = run_state["scratch"]

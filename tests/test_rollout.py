@@ -295,3 +295,33 @@ def test_wave_long_example_small(tmp_path, capsys):
     assert out["stats"]["max_snapshots"] <= 8 and out["stats"]["adjoint_steps"] == 300
     assert png.stat().st_size > 10_000
     assert "storing every step would take" in capsys.readouterr().out
+
+
+def test_running_twice_before_backward_is_an_error():
+    T = 5
+    data = _wave_data(6, seed=4)
+    hp, h = ds.array(data[0], requires_grad=True), ds.array(data[1], requires_grad=True)
+    c2 = ds.array(data[2], requires_grad=True)
+    tg = ds.array(data[3])
+
+    def step(t, hp, h, hp2, h2):
+        wave2(hp, h, hp2, h2, c2)
+
+    sim = ds.Rollout(step, state=[hp, h], steps=T, checkpoints=1)
+    loss = ds.zeros((), requires_grad=True)
+    with ds.Tape() as tape:
+        sim.run()
+        field_loss(sim.state[1], tg, loss)
+        with pytest.raises(ds.AutodiffError, match="already ran on this Tape"):
+            sim.run()
+    with ds.Tape() as tape2:                     # another tape runs it again …
+        sim.run()
+    with pytest.raises(ds.AutodiffError, match="ran again"):
+        tape.backward(loss)                      # … so the first tape's run cannot be reversed
+    loss2 = ds.zeros((), requires_grad=True)
+    with ds.Tape() as tape3:
+        sim.run()
+        field_loss(sim.state[1], tg, loss2)
+    tape3.backward(loss2)                        # the latest run is fine
+    assert np.abs(c2.grad.numpy()).max() > 0
+    del tape2
