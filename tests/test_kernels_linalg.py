@@ -25,6 +25,9 @@ def test_matmul_matvec(py, shape):
     C = np.zeros((m, n))
     dk.matmul(A, B, C)
     np.testing.assert_allclose(C, A @ B, rtol=1e-12, atol=1e-12)
+    C2 = np.full((m, n), 7.0)
+    dk.matmul_blocked(A, B, C2)
+    np.testing.assert_allclose(C2, A @ B, rtol=1e-12, atol=1e-12)
     y = np.zeros(m)
     dk.matvec(A, B[:, 0].copy(), y)
     np.testing.assert_allclose(y, A @ B[:, 0], rtol=1e-12, atol=1e-12)
@@ -45,11 +48,13 @@ def test_matmul_gradients(py):
     def build(A, B, x):
         C = ds.zeros((A.shape[0], B.shape[1]), requires_grad=True)
         dk.matmul(A, B, C)
+        C2 = ds.zeros(C.shape, requires_grad=True)
+        dk.matmul_blocked(A, B, C2)
         y = ds.zeros(A.shape[0], requires_grad=True)
         dk.matvec(A, x, y)
         Cb = ds.zeros((2,) + C.shape, requires_grad=True)
         dk.batched_matmul(ds.array(np.stack([A.numpy()] * 2)), ds.array(np.stack([B.numpy()] * 2)), Cb)
-        return probe_loss(C, y)
+        return probe_loss(C, y, C2)
     grad_check(build, {"A": rng(5).standard_normal((3, 4)), "B": rng(6).standard_normal((4, 6)),
                        "x": rng(7).standard_normal(4)})
 
