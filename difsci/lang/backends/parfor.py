@@ -31,7 +31,8 @@ def emit_parfor(p, s: ir.ParFor, d: int) -> None:
     priv = _privatisable(s)
     if priv:
         sizes = " + ".join(f"{a}.size" for a in sorted(priv))
-        p.line(d, f"elif ({sizes}) * {_threads()} <= 4 * ({size}) + 65536:  "
+        work = " * ".join([f"({size})"] + _inner_trips(p, s, priv))
+        p.line(d, f"elif ({sizes}) * {_threads()} <= 4 * {work} + 65536:  "
                   "# small update targets: per-thread copies")
         _private(p, s, d + 1, sorted(priv))
     p.line(d, "else:")
@@ -60,6 +61,48 @@ def _privatisable(s) -> set:
         for e in ir.stmt_exprs(x):
             loaded |= {ld.arr for ld in ir.loads_in(e)}
     return adds - other - loaded
+
+
+def _inner_trips(p, s, arrays) -> list:
+    """Trip counts (source text) of the inner loops around the updates of ``arrays``, those known when the
+    parallel loop starts: the updates per parallel iteration, so that a kernel whose inner loops add into
+    a big array many times per iteration (a matrix product's adjoint) also gets per-thread copies."""
+    assigned = ir.assigned_vars(s.body) | set(s.vars)
+    counts: dict = {}
+    for x in ir.walk_stmts(s.body):
+        if isinstance(x, ir.Assign):
+            counts[x.target] = counts.get(x.target, 0) + 1
+    known = {x.target: x.value for x in s.body
+             if isinstance(x, ir.Assign) and counts.get(x.target) == 1 and _invariant(x.value, assigned)}
+
+    def bound(e):
+        if isinstance(e, ir.Var) and e.name in known:
+            return known[e.name]
+        return e if _invariant(e, assigned) else None
+
+    best: list = []
+
+    def walk(stmts, trips):
+        nonlocal best
+        for x in stmts:
+            if isinstance(x, ir.Store) and x.mode == "add" and x.arr in arrays and len(trips) > len(best):
+                best = list(trips)
+            if isinstance(x, ir.For):
+                lo, hi = bound(x.start), bound(x.stop)
+                walk(x.body, trips + ([f"max({p.expr(hi)} - ({p.expr(lo)}), 1)"] if lo is not None and hi is not None
+                                      else []))
+            elif isinstance(x, ir.If):
+                walk(x.body, trips)
+                walk(x.orelse, trips)
+            elif ir.child_blocks(x):
+                for b in ir.child_blocks(x):
+                    walk(b, trips)
+    walk(s.body, [])
+    return best
+
+
+def _invariant(e, assigned) -> bool:
+    return not (ir.vars_in(e) & assigned) and not ir.loads_in(e)
 
 
 def _private(p, s, d, arrays):
