@@ -110,7 +110,7 @@ class Rollout:
         # the state after the last step, and two working buffers for the steps in between
         self.state = [_like(a, requires_grad=True) for a in state]
         self._work = [[_like(a) for a in state] for _ in range(2)]
-        self._gwork = [[_like(a) for a in state] for _ in range(2)]
+        self._gwork = None      # two gradient buffers for the state, allocated by the first backward
         self.stats = {}
         self._n_snap = 0
         self._hand = None
@@ -279,6 +279,8 @@ class Rollout:
     # ------------------------------------------------------------------ the reversal
     def _backward(self, run_state):
         n = self.steps
+        if self._gwork is None:
+            self._gwork = [[_like(a) for a in self.initial] for _ in range(2)]
         if run_state["generation"] != self._generation:
             raise AutodiffError(
                 "ds.Rollout: the rollout ran again (on another Tape) after the run this Tape recorded, so the "
