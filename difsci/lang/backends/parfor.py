@@ -124,7 +124,7 @@ def _private(p, s, d, arrays):
     p.line(d, "for _c in range(_nt):")
     for a, n in names.items():
         if a in wide:
-            p.line(d + 1, f"if _c > 0:")
+            p.line(d + 1, "if _c > 0:")
             p.line(d + 2, f"{n}[0] += {n}[_c]")
         else:
             p.line(d + 1, f"{a} += {n}[_c]")
