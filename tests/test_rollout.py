@@ -325,3 +325,14 @@ def test_running_twice_before_backward_is_an_error():
     tape3.backward(loss2)                        # the latest run is fine
     assert np.abs(c2.grad.numpy()).max() > 0
     del tape2
+
+
+def test_python_backend_rollout_matches_plain_tape(py):
+    """The same rollout on the plain-Python backend (the oracle)."""
+    T = 9
+    data = _wave_data(6, seed=7)
+    ref = _wave_reference(T, *data)
+    got, sim = _wave_rollout(T, *data, 2)
+    for g, r in zip(got[1:], ref[1:]):
+        np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-14)
+    assert sim.stats["forward_steps"] == predicted_forward_steps(T, 2)
