@@ -2,7 +2,8 @@
 
     python benchmarks/checkpointing.py [--n 256] [--steps 20000] [--checkpoints 32] [--store-all-steps 1000]
 
-The gradient of sum((h_T - target)^2) with respect to the initial field (h_0, h_1), on an n x n grid.
+The gradient of mean((h_T - target)^2) with respect to the initial field (h_0, h_1), on an n x n grid,
+with the kernels of examples/physics/wave_long.py.
 Each configuration runs in a child process so that its peak memory (``resource.getrusage`` ru_maxrss)
 is its own:
 
@@ -32,21 +33,10 @@ def _child(cfg: dict) -> dict:
     import difsci as ds
     from difsci.rollout import predicted_forward_steps
 
-    @ds.kernel
-    def wave_step(hp: ds.f64[:, :], h: ds.f64[:, :], hp2: ds.f64[:, :], h2: ds.f64[:, :], c2: float):
-        n, m = h.shape[0], h.shape[1]
-        for i, j in ds.ndrange(n, m):
-            hp2[i, j] = h[i, j]
-            if i > 0 and i < n - 1 and j > 0 and j < m - 1:
-                lap = h[i + 1, j] + h[i - 1, j] + h[i, j + 1] + h[i, j - 1] - 4.0 * h[i, j]
-                h2[i, j] = 2.0 * h[i, j] - hp[i, j] + c2 * lap
-            else:
-                h2[i, j] = 0.0
-
-    @ds.kernel
-    def field_loss(h: ds.f64[:, :], target: ds.f64[:, :], loss: ds.f64[()]):
-        for i, j in ds.ndrange(h.shape[0], h.shape[1]):
-            loss[None] += (h[i, j] - target[i, j]) ** 2
+    from difsci import cli
+    # the kernels of examples/physics/wave_long.py: the leapfrog step and the mismatch loss
+    ex = cli.load_module(cli.EXAMPLES_DIR / "wave_long.py", "difsci_examples_wave_long")
+    wave_step, field_loss = ex.leapfrog, ex.mismatch
 
     n, steps, mode = cfg["n"], cfg["steps"], cfg["mode"]
     x, y = np.mgrid[0:n, 0:n] / (n - 1.0)

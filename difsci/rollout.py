@@ -145,7 +145,7 @@ class Rollout:
         return cur
 
     def _wrap(self, arrays, grads=None):
-        if arrays is self.initial or all(isinstance(a, Array) for a in arrays) and grads is None:
+        if grads is None and all(isinstance(a, Array) for a in arrays):
             return arrays
         out = []
         for k, (a, proto) in enumerate(zip(arrays, self.initial)):
@@ -234,7 +234,6 @@ class Rollout:
         cur_ids = {id(_base(a)) for a in cur}
         nxt_ids = {id(_base(a)) for a in nxt}
         written_ids, params, scratch, seen = set(), [], [], set()
-        written_all = set()
         for kernel, args, spec in probe.launches:
             if spec is None:
                 rd = [(p, a) for p, a in zip(kernel.params, args) if p in kernel.spec.reads]
@@ -267,10 +266,9 @@ class Rollout:
                         "before writing it, so it carries values from one step to the next", None,
                         "make that array part of the rollout's state", name)
                 written_ids.add(b)
-                written_all.add(b)
                 if b not in nxt_ids and all(id(_base(s)) != b for s in scratch):
                     scratch.append(a)
-        missing = [k for k, a in enumerate(nxt) if id(_base(a)) not in written_all]
+        missing = [k for k, a in enumerate(nxt) if id(_base(a)) not in written_ids]
         if missing:
             raise ValueError(f"ds.Rollout: the step does not write next-state array(s) {missing} "
                              "(state entries by position); every next-state array must be written each step")
@@ -344,7 +342,7 @@ class Rollout:
         else:
             g_out = self._gwork[t % 2]
             for g in g_out:
-                _zero(g)
+                g.fill(0)
             cur = self._wrap(src, g_out)
         src_data = {id(_base(a)) for a in cur}
         w = self._work[0] if id(_base(self._work[0][0])) not in src_data else self._work[1]
@@ -383,7 +381,3 @@ def _copy_into(dst, src):
         np.copyto(dst, src)
     else:
         dst.copy_to_device(src)
-
-
-def _zero(g):
-    g.fill(0) if isinstance(g, Array) else g.__setitem__(Ellipsis, 0)

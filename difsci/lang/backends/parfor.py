@@ -91,10 +91,7 @@ def _inner_trips(p, s, arrays) -> list:
                 lo, hi = bound(x.start), bound(x.stop)
                 walk(x.body, trips + ([f"max({p.expr(hi)} - ({p.expr(lo)}), 1)"] if lo is not None and hi is not None
                                       else []))
-            elif isinstance(x, ir.If):
-                walk(x.body, trips)
-                walk(x.orelse, trips)
-            elif ir.child_blocks(x):
+            else:
                 for b in ir.child_blocks(x):
                     walk(b, trips)
     walk(s.body, [])
