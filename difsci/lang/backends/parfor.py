@@ -161,8 +161,7 @@ def _loop(p, s, d, mode):
 
 def _body(p, s, depth, free, first=1):
     for v, (lo2, hi2) in zip(s.vars[first:], s.bounds[first:]):
-        p.line(depth, f"for {v} in {p._range(lo2, hi2, False)}:")
-        depth += 1
+        depth = p.serial_for(v, lo2, hi2, depth)
     saved = p.par_ctx
     p.par_ctx = (s.vars[0], free)
     from .python_source import _stacks

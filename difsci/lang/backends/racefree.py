@@ -1,8 +1,9 @@
 """Which arrays a parallel loop may update without atomics.
 
-An array is race-free in a ParFor when every access to it (load or store)
-indexes some fixed axis with exactly the prange variable: different threads
-then touch disjoint slices.
+An array is race-free in a ParFor when every store to it indexes some fixed
+axis with exactly the prange variable, and every load does too or provably
+never reads an element that any iteration stores: different threads then
+touch disjoint slices.
 """
 from __future__ import annotations
 
@@ -10,23 +11,62 @@ from .. import ir
 
 
 def race_free_arrays(pf: ir.ParFor) -> set:
+    """Arrays whose stores all index one fixed axis with exactly the prange variable, and whose
+    loads do too or never touch an element any iteration stores (``disjoint``)."""
     var = pf.vars[0]
-    axes: dict[str, set | None] = {}
-
-    def visit(arr, idx):
-        hits = {k for k, e in enumerate(idx) if isinstance(e, ir.Var) and e.name == var}
-        axes[arr] = hits if arr not in axes else (axes[arr] & hits)
-
-    for s in ir.walk_stmts(pf.body):
-        if isinstance(s, ir.Store):
-            visit(s.arr, s.idx)
-        for e in ir.stmt_exprs(s):
-            for ld in ir.loads_in(e):
-                visit(ld.arr, ld.idx)
     # the prange variable must not be reassigned inside the body
     if var in ir.assigned_vars(pf.body):
         return set()
-    return {a for a, h in axes.items() if h}
+    varying = ir.assigned_vars(pf.body) | set(pf.vars)
+    stores: dict[str, list] = {}
+    loads: dict[str, list] = {}
+    for s in ir.walk_stmts(pf.body):
+        if isinstance(s, ir.Store):
+            stores.setdefault(s.arr, []).append(s.idx)
+        for e in ir.stmt_exprs(s):
+            for ld in ir.loads_in(e):
+                loads.setdefault(ld.arr, []).append(ld.idx)
+
+    def axes(idx):
+        return {k for k, e in enumerate(idx) if isinstance(e, ir.Var) and e.name == var}
+
+    free = set()
+    for arr, sts in stores.items():
+        hits = set.intersection(*(axes(ix) for ix in sts))
+        for ix in loads.get(arr, ()):
+            if not all(disjoint(ix, st, varying) for st in sts):
+                hits &= axes(ix)
+        if hits:
+            free.add(arr)
+    return free | {a for a, lds in loads.items() if a not in stores and set.intersection(*(axes(ix) for ix in lds))}
+
+
+def split_const(e):
+    """(base, c) with ``e == base + c`` for an integer constant ``c`` (base None: ``e`` is ``c``)."""
+    if isinstance(e, ir.Const) and e.ty.is_int:
+        return None, e.value
+    if isinstance(e, ir.Op) and e.op in ("add", "sub") and len(e.args) == 2:
+        a, b = e.args
+        if isinstance(b, ir.Const) and b.ty.is_int:
+            base, c = split_const(a)
+            return base, c + b.value if e.op == "add" else c - b.value
+        if e.op == "add" and isinstance(a, ir.Const) and a.ty.is_int:
+            base, c = split_const(b)
+            return base, c + a.value
+    return e, 0
+
+
+def disjoint(ia, ib, varying) -> bool:
+    """True when indices ``ia`` and ``ib`` never name the same element, whatever the iterations they
+    are evaluated in: some axis holds, in both, the same iteration-invariant base (no name in
+    ``varying``) plus different constants (``h[t + 1, i, j]`` and ``h[t, i - 1, j]``)."""
+    if len(ia) != len(ib):
+        return False
+    for a, b in zip(ia, ib):
+        (ba, ca), (bb, cb) = split_const(a), split_const(b)
+        if ca != cb and ba == bb and (ba is None or not (ir.vars_in(ba) & varying or ir.loads_in(ba))):
+            return True
+    return False
 
 
 def _offset(e, var):

@@ -1,0 +1,347 @@
+"""Gather form of scatter loops: stencil adjoints without atomics or phases.
+
+The adjoint of a stencil reads one element and *scatters* into its
+neighbours, ``h_bar[t, i + 1, j] += lap_bar``: different iterations update the
+same element, so the parallel loop needs atomics or phases.  When the updates
+land at constant offsets from the loop indices, the loop can instead run over
+the *updated* elements: iteration ``(i, j)`` recomputes, for each offset
+``(di, dj)``, what iteration ``(i - di, j - dj)`` of the original loop would
+add (if that iteration exists) and adds the sum once.  Every element is then
+written by one iteration only, and the loop is race-free.
+
+Before::                                    After::
+
+    for i, j in ndrange((1, n-1), (1, m-1)):    for i, j in ndrange((0, n), (0, m)):
+        _b0 = h_bar[t + 1, i, j]                    _gs0 = 0.0
+        h_bar[t + 1, i, j] = 0.0                    if 1 <= i < n-1 and 1 <= j < m-1:
+        lap_bar = _b0 * k                               _gs0 += ... (offset (0, 0))
+        h_bar[t, i + 1, j] += lap_bar               if 2 <= i < n and 1 <= j < m-1:
+        h_bar[t, i - 1, j] += lap_bar                   _b0 = h_bar[t + 1, i - 1, j]
+        ...                                             _gs0 += _b0 * k
+                                                    ...
+                                                    h_bar[t, i, j] += _gs0
+                                                for i, j in ndrange((1, n-1), (1, m-1)):
+                                                    h_bar[t + 1, i, j] = 0.0
+
+Applied only where it is provably equivalent: a straight-line body (locals,
+``+=`` updates, and the adjoint's "read the seed, then zero it" pairs);
+every update index is ``loop var + constant`` or loop-invariant on each axis;
+no element the loop updates or zeroes is read at another index (the checks in
+:func:`_plan`).  Anything else keeps the scatter form.  Applied only where it
+pays: some update would otherwise need atomics or phases, and the
+recomputation stays small (``MAX_GROUPS`` offsets, ``MAX_OPS`` operations).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .. import build as B
+from .. import ir
+from .. import types as T
+from ..backends.racefree import disjoint, race_free_arrays, split_const
+
+ENABLED = True
+MAX_GROUPS = 27        # a 3-D 27-point stencil
+MAX_OPS = 400          # operations summed over the recomputed copies
+
+
+def gather(fn: ir.Function) -> ir.Function:
+    if not ENABLED:
+        return fn
+    taken = set(fn.locals) | {n for n, _ in fn.params}
+    locals_ = dict(fn.locals)
+    body = _block(fn.body, taken, locals_, fn.arrays())
+    return replace(fn, body=body, locals=locals_)
+
+
+def _block(stmts, taken, locals_, arrays):
+    out = []
+    for s in stmts:
+        if isinstance(s, ir.ParFor):
+            plan = _plan(s)
+            out += _rewrite(s, plan, taken, locals_, arrays) if plan else [s]
+        elif isinstance(s, ir.TimeLoop):
+            out.append(replace(s, body=_block(s.body, taken, locals_, arrays)))
+        else:
+            out.append(s)
+    return out
+
+
+# ------------------------------------------------------------------ analysis
+def _axis_offsets(idx, loopvars, varying):
+    """{loop var: offset} when each axis of ``idx`` is ``var + c`` or loop-invariant, else None."""
+    offs = {}
+    for e in idx:
+        base, c = split_const(e)
+        if isinstance(base, ir.Var) and base.name in loopvars:
+            if base.name in offs:
+                return None
+            offs[base.name] = c
+        elif ir.vars_in(e) & varying or ir.loads_in(e):
+            return None
+    return offs
+
+
+def _layout(idx, loopvars):
+    """Which loop var indexes each axis (None: an invariant axis)."""
+    out = []
+    for e in idx:
+        base, _ = split_const(e)
+        out.append(base.name if isinstance(base, ir.Var) and base.name in loopvars else None)
+    return tuple(out)
+
+
+def _plan(pf: ir.ParFor):
+    """(update offsets per statement, zeroing stores) when the gather form is legal and pays, else None."""
+    if not all(isinstance(s, (ir.Assign, ir.Store, ir.Comment)) for s in pf.body):
+        return None
+    loopvars = set(pf.vars)
+    assigned = {s.target for s in pf.body if isinstance(s, ir.Assign)}
+    if assigned & loopvars:
+        return None
+    varying = assigned | loopvars
+    defined: set = set()
+    zeroed: dict = {}            # (arr, idx) -> position of the zeroing store
+    read_seeds: set = set()
+    updates: dict = {}           # statement position -> {loop var: offset}
+    for k, s in enumerate(pf.body):
+        for e in ir.stmt_exprs(s):
+            if (ir.vars_in(e) & assigned) - defined:
+                return None      # a local read before this iteration assigns it
+            for ld in ir.loads_in(e):
+                if (ld.arr, ld.idx) in zeroed:
+                    return None  # read after the zeroing: the gather form would read the old value
+                read_seeds.add((ld.arr, ld.idx))
+        if isinstance(s, ir.Assign):
+            defined.add(s.target)
+        elif isinstance(s, ir.Store):
+            if s.mode == "set":
+                offs = _axis_offsets(s.idx, loopvars, varying)
+                if (not (isinstance(s.value, ir.Const) and s.value.value == 0) or (s.arr, s.idx) not in read_seeds
+                        or offs is None or set(offs) != loopvars or any(offs.values())):
+                    return None
+                zeroed[(s.arr, s.idx)] = k
+            elif s.mode == "add":
+                offs = _axis_offsets(s.idx, loopvars, varying)
+                if offs is None:
+                    return None
+                updates[k] = offs
+            else:
+                return None
+    if not updates:
+        return None
+    targets = {pf.body[k].arr for k in updates}
+    if targets <= race_free_arrays(pf):
+        return None              # already race-free: nothing to gain
+    # every array that is updated keeps one layout of loop vars over its axes
+    layouts: dict = {}
+    for k in updates:
+        s = pf.body[k]
+        layouts.setdefault(s.arr, set()).add(_layout(s.idx, loopvars))
+    if any(len(v) > 1 for v in layouts.values()):
+        return None
+    # nothing reads or zeroes an element that some iteration updates
+    written = [(pf.body[k].arr, pf.body[k].idx) for k in updates]
+    accesses = [(ld.arr, ld.idx) for s in pf.body for e in ir.stmt_exprs(s) for ld in ir.loads_in(e)]
+    accesses += list(zeroed)
+    for arr, idx in accesses:
+        if any(a == arr and not disjoint(idx, widx, varying) for a, widx in written):
+            return None
+    groups = {tuple(offs.get(v, 0) for v in pf.vars) for offs in updates.values()}
+    if len(groups) > MAX_GROUPS or not any(any(g) for g in groups):
+        return None              # too many copies, or no update off the loop's own element
+    for a, (lo, _) in enumerate(pf.bounds):
+        cmin = min(g[a] for g in groups)
+        if cmin < 0 and not (isinstance(lo, ir.Const) and lo.value + cmin >= 0):
+            return None          # an update below index 0 would wrap around to the end (numpy's rule)
+    plan = {"updates": updates, "zeroed": sorted(zeroed.values()), "groups": sorted(groups, key=_group_order)}
+    if sum(_ops(c) for c in _copies(pf, plan, {})) > MAX_OPS:
+        return None
+    return plan
+
+
+def _group_order(g):
+    return (any(g), g)
+
+
+def _ops(stmts) -> int:
+    n = 0
+    for s in stmts:
+        for e in ir.stmt_exprs(s):
+            n += sum(1 for x in ir.walk_expr(e) if isinstance(x, (ir.Op, ir.Load)))
+    return n
+
+
+# ------------------------------------------------------------------ rewrite
+def _shift(e, d: dict):
+    """``e`` evaluated at the iteration ``v - d[v]`` of each loop var ``v``."""
+    base, c = split_const(e)
+    if isinstance(base, ir.Var) and base.name in d:
+        return _plus(base, c - d[base.name])
+    if isinstance(e, ir.Op):
+        return replace(e, args=tuple(_shift(a, d) for a in e.args))
+    if isinstance(e, ir.Load):
+        return replace(e, idx=tuple(_shift(a, d) for a in e.idx))
+    return e
+
+
+def _plus(e, c: int):
+    """``e + c`` with the constants of ``e`` folded in (``n - 1 + 1`` is ``n``)."""
+    base, c0 = split_const(e)
+    c += c0
+    if base is None:
+        return ir.Const(e.ty, c)
+    if c == 0:
+        return base
+    return ir.Op(base.ty, "add" if c > 0 else "sub", (base, ir.Const(base.ty, abs(c))))
+
+
+def _copies(pf, plan, accs):
+    """One straight-line copy of the body per offset group, keeping that group's updates (into the
+    running sums ``accs[target]`` when given) and what they need."""
+    out = []
+    for g in plan["groups"]:
+        d = dict(zip(pf.vars, g))
+        copy = []
+        for k, s in enumerate(pf.body):
+            if isinstance(s, ir.Comment):
+                if g == plan["groups"][0]:       # the user's lines, echoed once per element
+                    copy.append(s)
+            elif isinstance(s, ir.Assign):
+                copy.append(replace(s, value=_shift(s.value, d)))
+            elif k in plan["updates"] and tuple(plan["updates"][k].get(v, 0) for v in pf.vars) == g:
+                idx = tuple(_shift(e, d) for e in s.idx)
+                value = _shift(s.value, d)
+                key = (s.arr, idx)
+                if key in accs:
+                    name, ty = accs[key]
+                    copy.append(ir.Assign(name, B.add(ir.Var(ty, name), B.cast(value, ty)), ty, loc=s.loc))
+                else:
+                    copy.append(replace(s, idx=idx, value=value))
+        roots = {n for n, _ in accs.values()}
+        out.append(_live(copy, roots))
+    return out
+
+
+def _live(stmts, roots):
+    """Drop assignments nothing later in this straight-line block reads (the updates are the roots),
+    and comments left with nothing under them."""
+    live: set = set()
+    keep = []
+    used = False                 # a statement follows, before the next comment
+    for s in reversed(stmts):
+        if isinstance(s, ir.Comment):
+            if used:
+                keep.append(s)
+            used = False
+            continue
+        if isinstance(s, ir.Assign):
+            if s.target not in live and s.target not in roots:
+                continue
+            live.discard(s.target)
+            live |= ir.vars_in(s.value)
+            if s.target in roots:
+                live.add(s.target)
+        else:
+            for e in ir.stmt_exprs(s):
+                live |= ir.vars_in(e)
+        keep.append(s)
+        used = True
+    return keep[::-1]
+
+
+def _fresh(base, taken):
+    k = 0
+    while f"{base}{k}" in taken:
+        k += 1
+    name = f"{base}{k}"
+    taken.add(name)
+    return name
+
+
+def _rewrite(pf: ir.ParFor, plan, taken, locals_, arrays):
+    groups = plan["groups"]
+    spans = {v: (min(g[a] for g in groups), max(g[a] for g in groups)) for a, v in enumerate(pf.vars)}
+    moving = [v for v in pf.vars if spans[v] != (0, 0)]
+    # one running sum per updated element
+    accs = {}
+    for g in groups:
+        d = dict(zip(pf.vars, g))
+        for k in plan["updates"]:
+            s = pf.body[k]
+            if tuple(plan["updates"][k].get(v, 0) for v in pf.vars) == g:
+                key = (s.arr, tuple(_shift(e, d) for e in s.idx))
+                if key not in accs:
+                    accs[key] = (_fresh("_gs", taken), arrays[s.arr].dtype)
+                    locals_[accs[key][0]] = accs[key][1]
+    for v, (lo, _) in zip(pf.vars[1:], pf.bounds[1:]):
+        locals_.setdefault(v, _var_type(pf, v, lo))
+    var = {v: ir.Var(_var_type(pf, v, lo), v) for v, (lo, _) in zip(pf.vars, pf.bounds)}
+    bounds = dict(zip(pf.vars, pf.bounds))
+
+    def variant(inside):
+        """The body at one element.  Along the loop vars not ``inside``, some of the original iterations
+        that update it may not exist: each offset's copy checks that its iteration does, and the sums
+        are stored only where the element lies inside its array (where no iteration updates it but it
+        exists, the sum adds 0)."""
+        out = [ir.Assign(n, B.zero(ty), ty, loc=pf.loc) for n, ty in accs.values()]
+        for g, copy in zip(groups, _copies(pf, plan, accs)):
+            where = ", ".join(f"{v} - {o}" if o > 0 else f"{v} + {-o}" if o < 0 else v for v, o in zip(pf.vars, g))
+            out.append(ir.Comment(f"what iteration ({where}) adds", loc=pf.loc))
+            cond = None
+            for v, off in zip(pf.vars, g):
+                if v in moving and v not in inside:
+                    lo, hi = bounds[v]
+                    c = B.logical("and", B.compare("ge", var[v], _plus(lo, off)),
+                                  B.compare("lt", var[v], _plus(hi, off)))
+                    cond = c if cond is None else B.logical("and", cond, c)
+            out += copy if cond is None else [ir.If(cond, copy, [], loc=pf.loc)]
+        for (arr, idx), (name, ty) in accs.items():
+            store = ir.Store(arr, idx, ir.Var(ty, name), "add", loc=pf.loc)
+            cond = None
+            for ax, e in enumerate(idx):
+                if isinstance(e, ir.Var) and e.name in moving and e.name not in inside:
+                    c = B.compare("lt", e, ir.Shape(T.WEAK_INT, arr, ax))
+                    cond = c if cond is None else B.logical("and", cond, c)
+            out.append(store if cond is None else ir.If(cond, [store], [], loc=pf.loc))
+        return out
+
+    def nest(k, inside):
+        """Loops over the inner axes from ``k`` on; ``inside``: the loop vars along which every original
+        iteration that updates the element exists."""
+        if k == len(pf.vars):
+            return variant(inside)
+        v, (lo, hi), (cmin, cmax) = pf.vars[k], pf.bounds[k], spans[pf.vars[k]]
+        first, end = _plus(lo, cmin), _plus(hi, cmax)
+        if v not in moving:
+            return [ir.For(v, first, end, nest(k + 1, inside), loc=pf.loc)]
+        b, c = _plus(lo, cmax), _plus(hi, cmin)          # [b, c): no checks needed along v
+        b_end = B.call("min", b, end)
+        return [ir.For(v, first, b_end, nest(k + 1, inside), loc=pf.loc),
+                ir.For(v, b, c, nest(k + 1, inside | {v}), loc=pf.loc),
+                ir.For(v, B.call("max", c, b_end), end, nest(k + 1, inside), loc=pf.loc)]
+
+    v0, (lo0, hi0), (cmin0, cmax0) = pf.vars[0], pf.bounds[0], spans[pf.vars[0]]
+    head = ir.Comment("gather form: each element sums what the original iterations add to it", loc=pf.loc)
+    if v0 not in moving:
+        body = [head] + nest(1, frozenset())
+    else:
+        inner = B.logical("and", B.compare("ge", var[v0], _plus(lo0, cmax0)),
+                          B.compare("lt", var[v0], _plus(hi0, cmin0)))
+        body = [head, ir.If(inner, nest(1, frozenset({v0})), nest(1, frozenset()), loc=pf.loc)]
+    note = "gather form" + (f"; {pf.reverse_note}" if pf.reverse_note else "")
+    out = [ir.ParFor((v0,), ((_plus(lo0, cmin0), _plus(hi0, cmax0)),), body, note, loc=pf.loc)]
+    if plan["zeroed"]:
+        zeros = [pf.body[k] for k in plan["zeroed"]]
+        out.append(replace(pf, body=[ir.Comment("the seeds read above, zeroed once every iteration has read them",
+                                                loc=pf.loc)] + zeros, reverse_note=""))
+    return out
+
+
+def _var_type(pf, v, lo):
+    for s in pf.body:
+        for e in ir.stmt_exprs(s):
+            for x in ir.walk_expr(e):
+                if isinstance(x, ir.Var) and x.name == v:
+                    return x.ty
+    return lo.ty if lo.ty.is_int else T.i64
