@@ -65,6 +65,21 @@ def periodic(x: ds.f64[:], y: ds.f64[:]):
 
 
 @ds.kernel
+def flat(x: ds.f64[:], y: ds.f64[:], S: int, N: int):
+    for s in ds.serial(range(S)):
+        for n in range(N):
+            y[s * N + n] += x[s * N + n] * x[s * N + n]
+
+
+@ds.kernel
+def flat_shifted(x: ds.f64[:], y: ds.f64[:], S: int, N: int):
+    for s in ds.serial(range(S)):
+        for n in range(N):
+            y[s * N + n] += x[s * N + n]
+            y[s * N + n + 1] += x[n]
+
+
+@ds.kernel
 def sumsq(y: ds.f64[:], loss: ds.f64[()]):
     for i in range(y.shape[0]):
         loss[None] += y[i] * y[i]
@@ -209,3 +224,34 @@ def test_not_applied_where_updates_are_race_free(mods):
         _same(mods, _diffuse, {"x": RNG.standard_normal(5), "c": np.array(0.7)})
         assert "gather form" not in mods["on"].sumsq.adjoint.source
         assert "gather form" in mods["on"].diffuse1.adjoint.source
+
+
+@pytest.mark.parametrize("backend_name", ["python", "cpu"])
+def test_flattened_index_is_race_free(mods, backend_name):
+    """``y[s * N + n]`` with ``n`` the parallel index: iterations own their elements (no atomics), and
+    ``y[s * N + n + 1]`` next to it is not (atomics), on the parallel path (N >= 1024)."""
+    S, N = 2, 1100
+    x = RNG.standard_normal(S * N + 1)
+    m = mods["on"]
+    with using(backend_name):
+        y = np.zeros(S * N + 1)
+        m.flat(x, y, S, N)
+        np.testing.assert_allclose(y[:-1], x[:-1] ** 2, rtol=1e-15)
+        assert "atomic" not in m.flat.source and "_part_" not in m.flat.source
+        y = np.zeros(S * N + 1)
+        m.flat_shifted(x, y, S, N)
+        want = np.zeros(S * N + 1)
+        want[:-1] += x[:-1]
+        for s in range(S):
+            want[s * N + 1:(s + 1) * N + 1] += x[:N]
+        np.testing.assert_allclose(y, want, rtol=1e-14)
+        assert "atomic_add" in m.flat_shifted.source or "_part_y" in m.flat_shifted.source
+        tape_check(lambda **a: _flat(m, **a), {"x": RNG.standard_normal(S * N + 1)}, ndirs=1)
+
+
+def _flat(m, x):
+    y = ds.zeros(x.shape, requires_grad=True)
+    loss = ds.zeros((), requires_grad=True)
+    m.flat(x, y, 2, 1100)
+    m.sumsq(y, loss)
+    return loss

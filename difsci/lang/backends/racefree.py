@@ -1,7 +1,8 @@
 """Which arrays a parallel loop may update without atomics.
 
 An array is race-free in a ParFor when every store to it indexes some fixed
-axis with exactly the prange variable, and every load does too or provably
+axis with the same ``invariant + i`` (``i`` the prange variable), and every
+load does too or provably
 never reads an element that any iteration stores: different threads then
 touch disjoint slices.
 """
@@ -28,17 +29,33 @@ def race_free_arrays(pf: ir.ParFor) -> set:
                 loads.setdefault(ld.arr, []).append(ld.idx)
 
     def axes(idx):
-        return {k for k, e in enumerate(idx) if isinstance(e, ir.Var) and e.name == var}
+        return {k for k, e in enumerate(idx) if _unit_in(e, var, varying)}
 
     free = set()
     for arr, sts in stores.items():
-        hits = set.intersection(*(axes(ix) for ix in sts))
+        # an axis whose index is the same `invariant + var` in every store: iterations own its elements
+        hits = {k for k in axes(sts[0]) if all(len(ix) == len(sts[0]) and ix[k] == sts[0][k] for ix in sts)}
         for ix in loads.get(arr, ()):
             if not all(disjoint(ix, st, varying) for st in sts):
-                hits &= axes(ix)
+                hits = {k for k in hits if len(ix) == len(sts[0]) and ix[k] == sts[0][k]}
         if hits:
             free.add(arr)
     return free | {a for a, lds in loads.items() if a not in stores and set.intersection(*(axes(ix) for ix in lds))}
+
+
+def _unit_in(e, var, varying) -> bool:
+    """``e`` is ``var`` plus an iteration-invariant term (``s * N + n`` for the prange var ``n``): two
+    iterations never give it the same value."""
+    def inv(x):
+        return not (ir.vars_in(x) & varying) and not ir.loads_in(x)
+    if isinstance(e, ir.Var):
+        return e.name == var
+    if isinstance(e, ir.Op) and e.op in ("add", "sub") and len(e.args) == 2 and e.ty.is_int:
+        a, b = e.args
+        if _unit_in(a, var, varying) and inv(b):
+            return True
+        return e.op == "add" and inv(a) and _unit_in(b, var, varying)
+    return False
 
 
 def split_const(e):
