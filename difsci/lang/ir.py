@@ -105,6 +105,7 @@ class ParFor(Stmt):
     bounds: tuple          # ((start, stop), ...)
     body: list
     reverse_note: str = ""
+    reductions: tuple = ()     # scalar sums the body adds to (``acc = acc + x``, from passes/privatize.py)
 
 
 @dataclass

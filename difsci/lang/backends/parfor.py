@@ -13,11 +13,13 @@ One IR loop may become up to three loops, chosen at run time:
 """
 from __future__ import annotations
 
+from .. import build as B
 from .. import ir
 from .racefree import colouring, race_free_arrays
 
 SMALL = 1024           # iterations below which a loop runs serially
 SMALL_HEAVY = 64       # ... when its body has loops of its own
+CHUNKS = 64            # pieces of a loop with scalar sums (_chunked)
 
 
 def emit_parfor(p, s: ir.ParFor, d: int) -> None:
@@ -153,10 +155,45 @@ def _loop(p, s, d, mode):
                       f" // {phases}):{note}")
         p.line(d + 2, f"{i} = {p.expr(lo)} + _phase + _m * {phases}")
         depth, free = d + 2, free | updated
+    elif s.reductions and isinstance(lo, ir.Const) and lo.value >= 0:
+        _chunked(p, s, d, free, note)
+        return
     else:
         p.line(d, f"for {i} in p{p._range(lo, hi, False)}:{note}")
         depth = d + 1
     _body(p, s, depth, free, first=1)
+
+
+def _fresh(p, name):
+    while name in getattr(p, "names", ()):
+        name = "_" + name
+    return name
+
+
+def _chunked(p, s, d, free, note):
+    """A loop with scalar sums (``loss[None] += ...``, privatised): ``CHUNKS`` chunks of iterations shared
+    among the threads (a constant: the source, and so the sum, do not depend on the thread count), each
+    summing with ``radd`` (backends/reassoc.py: LLVM may split the sum into vector lanes) and
+    indexing with an unsigned copy of the loop variable (numba checks a signed index for wrap-around,
+    which keeps LLVM from vectorising a loop whose start it cannot see; the chunk's start is such)."""
+    lo, hi = s.bounds[0]
+    i = s.vars[0]
+    nt = CHUNKS
+    iu = _fresh(p, f"_{i}_u")
+    sums = {a: _fresh(p, f"{a}_c") for a in s.reductions}
+    span = f"({p.expr(hi)} - {lo.value})"
+    p.line(d, f"for _c in prange({nt}):  # chunks of the loop, their sums vectorisable{note}")
+    for a, c in sums.items():
+        p.line(d + 1, f"{c} = {p.expr(B.zero(p.local_types[a]))}")
+    p.line(d + 1, f"for {iu} in range(np.uint64({lo.value} + {span} * _c // {nt}), "
+                  f"np.uint64({lo.value} + {span} * (_c + 1) // {nt})):")
+    p.line(d + 2, f"{i} = np.int64({iu})")
+    saved = p.index_alias, p.red_alias
+    p.index_alias, p.red_alias = {i: iu}, sums
+    _body(p, s, d + 2, free, first=1)
+    p.index_alias, p.red_alias = saved
+    for a, c in sums.items():
+        p.line(d + 1, f"{a} += {c}")
 
 
 def _body(p, s, depth, free, first=1):

@@ -46,6 +46,8 @@ class Printer:
         self.last_loc = None
         self.echo = echo
         self.par_ctx = None   # (prange var, race-free arrays) inside a ParFor
+        self.index_alias: dict = {}    # loop var -> its unsigned twin, for plain indices (parfor._chunked)
+        self.red_alias: dict = {}      # reduction var -> its per-chunk sum (parfor._chunked)
 
     # ------------------------------------------------------- expressions
     def expr(self, e, want=None) -> str:
@@ -54,6 +56,12 @@ class Printer:
         if want is not None and want.name != e.ty.name:
             return f"{NP_NAME[want.name]}({s})"
         return s
+
+    def index(self, e) -> str:
+        """One index of a load or store."""
+        if isinstance(e, ir.Var) and e.name in self.index_alias:
+            return self.index_alias[e.name]
+        return self.expr(e)
 
     def _paren(self, e, prec, want=None):
         s, p = self._expr(e)
@@ -66,9 +74,9 @@ class Printer:
             s = const_src(e)
             return s, (10 if not s.startswith("-") else 5)
         if isinstance(e, ir.Var):
-            return e.name, 10
+            return self.red_alias.get(e.name, e.name), 10
         if isinstance(e, ir.Load):
-            return f"{e.arr}[{', '.join(self.expr(i) for i in e.idx)}]", 10
+            return f"{e.arr}[{', '.join(self.index(i) for i in e.idx)}]", 10
         if isinstance(e, ir.Shape):
             return f"{e.arr}.shape[{e.dim}]", 10
         if isinstance(e, ir.Op):
@@ -153,11 +161,16 @@ class Printer:
 
     def st_Assign(self, s, d):
         ty = s.ty or s.value.ty
-        self.line(d, f"{s.target} = {self.expr(s.value, ty)}")
+        alias = self.red_alias.get(s.target)
+        if alias is not None and isinstance(s.value, ir.Op) and s.value.op == "add" \
+                and s.value.args[0] == ir.Var(s.value.args[0].ty, s.target):
+            self.line(d, f"{alias} = radd({alias}, {self.expr(s.value.args[1], ty)})")
+            return
+        self.line(d, f"{alias or s.target} = {self.expr(s.value, ty)}")
 
     def st_Store(self, s, d):
         dt = self.arr_types.get(s.arr)
-        idx = ", ".join(self.expr(i) for i in s.idx)
+        idx = ", ".join(self.index(i) for i in s.idx)
         val = self.expr(s.value, dt)
         if s.mode == "set":
             self.line(d, f"{s.arr}[{idx}] = {val}")
@@ -291,6 +304,7 @@ def print_function(fn: ir.Function, header_lines=(), decorator: str | None = Non
     p.small_serial = small_serial
     p.arr_types = {n: t.dtype for n, t in fn.params if isinstance(t, ir.ArrayInfo)}
     p.names = set(fn.locals) | {n for n, _ in fn.params}
+    p.local_types = dict(fn.locals)
     p.lines.extend(header_lines)
     if decorator:
         p.lines.append(decorator)

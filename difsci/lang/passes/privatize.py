@@ -87,7 +87,7 @@ def _parfor(pf, taken, locals_, arrays):
     pre = [ir.Assign(n, B.zero(t), t, loc=pf.loc) for n, t, _ in accs.values()]
     post = [ir.Store(key[0], idx, B.cast(ir.Var(t, n), arrays[key[0]].dtype), "add", loc=pf.loc)
             for key, (n, t, idx) in accs.items()]
-    return pre + [replace(pf, body=body)] + post
+    return pre + [replace(pf, body=body, reductions=tuple(n for n, _, _ in accs.values()))] + post
 
 
 def _rewrite(stmts, accs):
