@@ -147,6 +147,9 @@ def _plan(pf: ir.ParFor):
     for arr, idx in accesses:
         if any(a == arr and not disjoint(idx, widx, varying) for a, widx in written):
             return None
+        # a zeroed array is read only at the elements this iteration zeroes, or provably elsewhere
+        if any(a == arr and zidx != idx and not disjoint(idx, zidx, varying) for a, zidx in zeroed):
+            return None
     groups = {tuple(offs.get(v, 0) for v in pf.vars) for offs in updates.values()}
     if len(groups) > MAX_GROUPS or not any(any(g) for g in groups):
         return None              # too many copies, or no update off the loop's own element
