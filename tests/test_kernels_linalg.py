@@ -212,3 +212,53 @@ def test_dense_over_derivative_streams(py):
     np.testing.assert_allclose(y[2 * N:], -2 * t * (1 - t * t) * dz * dz + (1 - t * t) * d2z, rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="value stream"):
         dk.dense_kernel("tanh", [(0,)])
+
+
+def test_tanh_rational_float32_accuracy_and_derivative(cpu):
+    v = np.linspace(-12, 12, 4001).astype(np.float32)
+    out = np.zeros_like(v)
+
+    @ds.kernel
+    def apply(v, out):
+        for i in range(v.shape[0]):
+            out[i] = act.tanh_rational(v[i])
+    apply(v, out)
+    np.testing.assert_allclose(out, np.tanh(v.astype(np.float64)), rtol=0, atol=4e-7)
+    assert act.for_dtype(act.tanh, np.float32) is act.tanh_rational
+    assert act.for_dtype(act.tanh, np.float64) is act.tanh and act.for_dtype(act.sin, np.float32) is act.sin
+    d = ds.jvp(act.tanh_rational)
+    t, dt = d(0.3, 1.0)
+    assert abs(dt - (1 - t * t)) < 1e-15
+
+
+@pytest.mark.parametrize("cond", [False, True])
+def test_dense_streams_points_last(py, cond):
+    """dense_streams_kernel: the streams (value, d/dx0, d/dx1, d2/dx1^2) of tanh(h @ W + b), points last,
+    the bias entering through the product's extra row; condition points value-only."""
+    S, N, M, fi, fo = 4, 7, 5, 3, 4
+    streams = [(), (0,), (1,), (1, 1)]
+    Wb = rng(30).standard_normal((fi + 1, fo))
+    x = rng(31).standard_normal((S, fi + 1, N))
+    x[:, fi] = 0.0
+    x[0, fi] = 1.0
+    z, y = np.zeros((S, fo, N)), np.zeros((S, fo + 1, N))
+    k = dk.dense_streams_kernel("tanh", streams, cond=cond)
+    assert k is dk.dense_streams_kernel(act.tanh, streams, cond=cond)
+    args = [Wb.T, *x, *z, z.reshape(S, fo * N), y.reshape(S, (fo + 1) * N)]
+    if cond:
+        xc = rng(32).standard_normal((fi + 1, M))
+        xc[fi] = 1.0
+        zc, yc = np.zeros((fo, M)), np.zeros((fo + 1, M))
+        args += [xc, zc, yc]
+    k(*args)
+    W, b = Wb[:fi], Wb[fi]
+    a = np.einsum("io,sin->son", W, x[:, :fi])
+    a[0] += b[:, None]
+    t = np.tanh(a[0])
+    d = 1 - t * t
+    want = np.stack([t, d * a[1], d * a[2], d * a[3] - 2 * t * d * a[2] ** 2])
+    np.testing.assert_allclose(y[:, :fo], want, rtol=1e-11, atol=1e-13)
+    assert (y[0, fo] == 1).all() and (y[1:, fo] == 0).all()
+    if cond:
+        np.testing.assert_allclose(yc[:fo], np.tanh(W.T @ xc[:fi] + b[:, None]), rtol=1e-12, atol=1e-14)
+        assert (yc[fo] == 1).all()

@@ -130,6 +130,77 @@ class MLP:
             h = y
         return h
 
+    # ------------------------------------------------- streams, points last (PINN training)
+    def _wt_views(self) -> list:
+        """Per layer Wt = [W; b].T: (out, in + 1), a transposed view of the flat parameters and gradient."""
+        key = (id(self._flat.data), id(self._flat.grad.data))
+        if getattr(self, "_wts", (None,))[0] != key:
+            out = []
+            for (w, b), fi, fo in zip(self.offsets, self.sizes[:-1], self.sizes[1:]):
+                block = (slice(w, b + fo),)
+                out.append(Array(self._flat.data[block].reshape(fi + 1, fo).T, self._flat.elem, True,
+                                 Array(self._flat.grad.data[block].reshape(fi + 1, fo).T, self._flat.elem)))
+            self._wts = (key, out)
+        return self._wts[1]
+
+    def _stream_buffers(self, S: int, N: int, M: int) -> dict:
+        """Arrays for :meth:`_jet_t` over S streams of N points and M value-only points (with gradients)."""
+        el = T.from_numpy(self.dtype)
+
+        def arr(shape):
+            return Array(np.zeros(shape, dtype=self.dtype), el, True)
+
+        def view(a, f):
+            return Array(f(a.data), el, True, Array(f(a.grad.data), el))
+        layers = []
+        for fo in self.sizes[1:]:
+            z, y = arr((S, fo, N)), arr((S, fo + 1, N))
+            L = {"y": y, "z_all": z, "z": [view(z, lambda d, s=s: d[s]) for s in range(S)],
+                 "zf": view(z, lambda d: d.reshape(S, -1)), "yf": view(y, lambda d: d.reshape(S, -1)),
+                 "x_next": [view(y, lambda d, s=s: d[s]) for s in range(S)]}
+            if M:
+                L["zc"], L["yc"] = arr((fo, M)), arr((fo + 1, M))
+            layers.append(L)
+        n_in = self.sizes[0]
+        return {"shape": (S, N, M), "layers": layers, "dirty": False,
+                "arrays": [L[k] for L in layers for k in ("y", "z_all", "zc", "yc") if k in L],
+                "x0": np.zeros((S, n_in + 1, N), dtype=self.dtype), "xc": np.zeros((n_in + 1, M), dtype=self.dtype)}
+
+    def _jet_t(self, x, streams, xc=None, buffers=None):
+        """Streams of the output, points last: (Y (S, out + 1, N), Yc (out + 1, M) or None).
+
+        x: (N, in) points; ``streams`` closed under sub-multisets (value first); xc: (M, in) value-only
+        points evaluated in the same launches.  One :func:`difsci.kernels.dense_streams_kernel` launch per
+        layer, recorded on the active Tape.  ``buffers`` (from :meth:`_stream_buffers`) are reused:
+        their gradients must be zero (a completed backward leaves them so)."""
+        from ..kernels.activations import for_dtype
+        from ..kernels.linalg import dense_streams_kernel
+        S, N, M = len(streams), len(x), 0 if xc is None else len(xc)
+        B = buffers if buffers is not None else self._stream_buffers(S, N, M)
+        n_in = self.sizes[0]
+        x0 = B["x0"]
+        x0[0, :n_in] = x.T
+        x0[0, n_in] = 1.0
+        for s, m in enumerate(streams[1:], 1):
+            x0[s] = 0.0
+            if len(m) == 1:
+                x0[s, m[0]] = 1.0       # d x / d x_k = e_k; higher derivatives of inputs vanish
+        h = [x0[s] for s in range(S)]
+        if M:
+            B["xc"][:n_in] = xc.T
+            B["xc"][n_in] = 1.0
+            hc = B["xc"]
+        for L, act, Wt in zip(B["layers"], self.acts, self._wt_views()):
+            k = dense_streams_kernel(for_dtype(act, self.dtype), streams, cond=bool(M))
+            if M:
+                k(Wt, *h, *L["z"], L["zf"], L["yf"], hc, L["zc"], L["yc"])
+                hc = L["yc"]
+            else:
+                k(Wt, *h, *L["z"], L["zf"], L["yf"])
+            h = L["x_next"]
+        last = B["layers"][-1]
+        return last["y"], (last["yc"] if M else None)
+
     # ------------------------------------------------------------ in kernels
     @property
     def func(self):

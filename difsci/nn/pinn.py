@@ -73,18 +73,21 @@ class _Equations:
     def kernel_source(self, streams):
         from sympy.printing.pycode import PythonCodePrinter
         pr = PythonCodePrinter({"fully_qualified_modules": True})
+        inputs = [f"        {v} = X[n, {k}]" for k, v in enumerate(self.inputs)]
         lines = [_HEADER + "@ds.kernel", "def residual(Y, X, scale, loss):",
-                 '    """loss += sum_e scale[e] * r_e(n)^2 over points n; Y: (S, N, n_out), X: (N, n_in)."""',
-                 "    for n in range(Y.shape[1]):"]
-        for k, v in enumerate(self.inputs):
-            lines.append(f"        {v} = X[n, {k}]")
+                 '    """loss += sum_e scale[e] * r_e(n)^2 over points n; Y: (S, n_out + 1, N) (the streams of the',
+                 "    network's outputs, points last: MLP._jet_t), X: (N, n_in).\"\"\"",
+                 "    for n in range(Y.shape[2]):"] + inputs
         for name, (oi, ms) in sorted(self.names.items()):
-            lines.append(f"        {name} = Y[{streams.index(ms)}, n, {oi}]")
+            lines.append(f"        {name} = Y[{streams.index(ms)}, {oi}, n]")
         for e, ex in enumerate(self.exprs):
             lines.append(f"        r{e} = {pr.doprint(ex)}")
             lines.append(f"        loss[None] += scale[{e}] * r{e} * r{e}")
-        lines += ["", "", "@ds.kernel", "def residual_values(Y, X, R):", "    for n in range(Y.shape[1]):"]
-        lines += [ln for ln in lines[4:4 + len(self.inputs) + len(self.names)]]
+        lines += ["", "", "@ds.kernel", "def residual_values(Y, X, R):",
+                  '    """R[n, e] = r_e(n); Y: (S, N, n_out) (MLP.jet), X: (N, n_in)."""',
+                  "    for n in range(Y.shape[1]):"] + inputs
+        for name, (oi, ms) in sorted(self.names.items()):
+            lines.append(f"        {name} = Y[{streams.index(ms)}, n, {oi}]")
         for e, ex in enumerate(self.exprs):
             lines.append(f"        R[n, {e}] = {pr.doprint(ex)}")
         return "\n".join(lines) + "\n"
@@ -96,7 +99,16 @@ def cond_loss(Y, values, out, scale, loss):
     for n in range(Y.shape[1]):
         d = Y[0, n, out] - values[n]
         loss[None] += scale * d * d
-''', key="nn.pinn").cond_loss
+
+
+@ds.kernel
+def cond_loss_t(Yc, values, outs, scales, loss):
+    """loss += sum_m scales[m] * (Yc[outs[m], m] - values[m])^2; Yc: (n_out + 1, M), points last."""
+    for m in range(Yc.shape[1]):
+        d = Yc[outs[m], m] - values[m]
+        loss[None] += scales[m] * d * d
+''', key="nn.pinn")
+_COND, _COND_T = _COND.cond_loss, _COND.cond_loss_t
 
 
 class PINN:
@@ -129,23 +141,56 @@ class PINN:
         self.conditions.append((pts, vals, out, float(weight)))
 
     # ---------------------------------------------------------- the loss
-    def _record_loss(self, X, n_total=None, conditions=None):
+    def _record_loss(self, X, n_total=None, conditions=None, reuse=False):
         """The loss of ``X`` and the conditions, recorded on the active Tape.
 
         ``n_total``, and a 5th entry of each ``conditions`` tuple, are the global
         point counts that the means divide by when X and the conditions are one
-        rank's shards (ds.distributed); they default to the local counts."""
+        rank's shards (ds.distributed); they default to the local counts.
+        The collocation points' derivative streams and the condition points go
+        through the network together, one launch per layer (``MLP._jet_t``).
+        ``reuse``: the layers' arrays are kept between calls (their gradients
+        are zero after a completed backward; see ``loss_and_grad``)."""
         dt = self.net.dtype
         loss = zeros((), dtype=dt, requires_grad=True)
+        conds = self.conditions if conditions is None else conditions
+        C = self._cond_arrays(conds)
         if len(X):
-            Y, _ = self.net.jet(X, self.streams)
+            M = 0 if C is None else len(C[0])
+            B = self._stream_buffers(len(self.streams), len(X), M) if reuse else None
+            Y, Yc = self.net._jet_t(X, self.streams, None if C is None else C[0], B)
             scale = (self.weights / (n_total or len(X))).astype(dt)
             self._residual(Y, X, scale, loss)
-        for pts, vals, out, w, *n in (self.conditions if conditions is None else conditions):
+            if C is not None:
+                _COND_T(Yc, C[1], C[2], C[3], loss)
+            return loss
+        for pts, vals, out, w, *n in conds:
             if len(pts):
                 Yc = self.net._forward(self.net._as_streams(pts), [()])
                 _COND(Yc, vals, out, dt.type(w / (n[0] if n else len(pts))), loss)
         return loss
+
+    def _cond_arrays(self, conds):
+        """All condition points as one set: (points (M, n_in), values (M,), output index (M,), scale (M,))."""
+        conds = [c for c in conds if len(c[0])]
+        if not conds:
+            return None
+        dt = self.net.dtype
+        pts = np.concatenate([c[0] for c in conds]).astype(dt)
+        vals = np.concatenate([c[1] for c in conds]).astype(dt)
+        outs = np.concatenate([np.full(len(c[0]), c[2], dtype=np.int64) for c in conds])
+        scales = np.concatenate([np.full(len(c[0]), c[3] / (c[4] if len(c) > 4 else len(c[0]))) for c in conds])
+        return pts, vals, outs, scales.astype(dt)
+
+    def _stream_buffers(self, S, N, M):
+        B = getattr(self, "_bufs", None)
+        if B is None or B["shape"] != (S, N, M):
+            B = self._bufs = self.net._stream_buffers(S, N, M)
+        elif B["dirty"]:        # the last recorded loss had no (completed) backward
+            for a in B["arrays"]:
+                a.zero_grad()
+        B["dirty"] = True
+        return B
 
     def loss_and_grad(self, collocation, distributed=False):
         """(loss, flat weight gradient) at the current weights.
@@ -159,8 +204,10 @@ class PINN:
         flat = self.net.flat_parameters()
         flat.zero_grad()
         with Tape() as tape:
-            loss = self._record_loss(X)
+            loss = self._record_loss(X, reuse=True)
         tape.backward(loss)
+        if getattr(self, "_bufs", None) is not None:
+            self._bufs["dirty"] = False     # the backward zeroed every intermediate gradient again
         return float(loss.numpy()), flat.grad.numpy().copy()
 
     def residuals(self, points) -> np.ndarray:
