@@ -255,3 +255,87 @@ def _flat(m, x):
     m.flat(x, y, 2, 1100)
     m.sumsq(y, loss)
     return loss
+
+
+# ------------------------------------------------------------- random stencils
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+STENCIL = '''
+import difsci as ds
+
+
+@ds.kernel
+def st(x: ds.f64[:, :], y: ds.f64[:, :]):
+    for i, j in ds.ndrange(({lo0}, x.shape[0] - {m0}), ({lo1}, x.shape[1] - {m1})):
+{body}
+
+
+@ds.kernel
+def loss2(y: ds.f64[:, :], out: ds.f64[()]):
+    for i, j in ds.ndrange(y.shape[0], y.shape[1]):
+        out[None] += ds.sin(y[i, j]) + 0.5 * y[i, j] * y[i, j]
+'''
+FS = ["{}", "ds.sin({})", "{0} * {0}", "ds.tanh(2.0 * {})"]
+
+
+@st.composite
+def stencils(draw):
+    offs = draw(st.lists(st.tuples(st.integers(-2, 2), st.integers(-2, 2)), min_size=1, max_size=5, unique=True))
+    # mostly no read below index 0; sometimes one that wraps around, where the pass must step aside
+    lo0 = max(0, -min(a for a, _ in offs)) + draw(st.integers(0, 1))
+    lo1 = max(0, -min(b for _, b in offs)) + draw(st.integers(0, 1))
+    if draw(st.integers(0, 3)) == 0:
+        lo0, lo1 = draw(st.integers(0, 1)), draw(st.integers(0, 1))
+    # no read past the upper end; below 0 an index wraps around (numpy's rule), which the pass must refuse
+    m0 = max(0, max(a for a, _ in offs)) + draw(st.integers(0, 1))
+    m1 = max(0, max(b for _, b in offs)) + draw(st.integers(0, 1))
+    terms = []
+    for k, (a, b) in enumerate(offs):
+        ix = f"x[i{a:+d}, j{b:+d}]".replace("+0", "").replace("-0", "")
+        terms.append(f"{0.3 + 0.2 * k:.1f} * " + draw(st.sampled_from(FS)).format(ix))
+    lines = [f"s = {' + '.join(terms)}"]
+    if draw(st.booleans()):
+        lines.append(f"s = s * x[i, j] + {draw(st.sampled_from(FS)).format('s')}")
+    lines.append("y[i, j] = s")
+    if draw(st.booleans()):       # a scatter of the forward itself
+        a, b = draw(st.sampled_from(offs))
+        lines.append(f"y[i{a:+d}, j{b:+d}] += 0.1 * s".replace("+0", "").replace("-0", ""))
+        lines[-2] = "y[i, j] += s"
+    body = "\n".join("        " + ln for ln in lines)
+    shape = (draw(st.integers(3, 7)), draw(st.integers(3, 7)))   # x[-2] must exist
+    return STENCIL.format(lo0=lo0, lo1=lo1, m0=m0, m1=m1, body=body), shape
+
+
+_gen = [0]
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(case=stencils(), seed=st.integers(0, 100))
+def test_random_stencils_gather_equals_scatter(case, seed, tmp_path_factory):
+    """Random 2-D stencils (offsets in [-2, 2]^2, start 0..2, sizes 3..7, forward scatters too):
+    the gathered adjoint equals the scatter form and finite differences, wherever the pass applies."""
+    src, shape = case
+    d = tmp_path_factory.getbasetemp() / "gather_random"
+    d.mkdir(exist_ok=True)
+    _gen[0] += 1
+    mods = {w: load_kernels(d, src, f"_gather_rand_{w}_{_gen[0]}") for w in ("on", "off")}
+    x = np.random.default_rng(seed).standard_normal(shape)
+
+    def build(m, x):
+        y = ds.zeros(shape, requires_grad=True)
+        out = ds.zeros((), requires_grad=True)
+        m.st(x, y)
+        m.loss2(y, out)
+        return out
+
+    with using("python"):
+        try:
+            (l1, g1), (l0, g0) = _run(mods, "on", build, {"x": x}), _run(mods, "off", build, {"x": x})
+            np.testing.assert_allclose(g1["x"], g0["x"], rtol=1e-12, atol=1e-12)
+            assert l1 == l0
+            tape_check(lambda **a: build(mods["on"], **a), {"x": x}, ndirs=1, expect_nonzero=False)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n--- kernel ---\n{src}\nshape {shape}") from None
