@@ -188,7 +188,12 @@ def test_pinn_step_with_conditions_matches_finite_differences_and_repeats(dtype)
     # their gradients first (here made nonzero by hand, as a backward stopped halfway would leave them)
     with ds.Tape():
         pinn._record_loss(np.ascontiguousarray(X), reuse=True)
-    for a in pinn._bufs["arrays"]:
+    for a in pinn._bufs[0]["arrays"]:
         a.grad.data[...] = 1.0
     f3, g3 = pinn.loss_and_grad(X)
     assert f3 == f and np.array_equal(g3, g)
+    # the collocation points in blocks (4 of 8-9 points here; 2,048 by default): the same loss and gradient
+    pinn.chunk = 9
+    f4, g4 = pinn.loss_and_grad(X)
+    assert len(pinn._bufs) == 4 and abs(f4 - f) <= 1e-14 * f
+    np.testing.assert_allclose(g4, g, rtol=1e-12, atol=1e-14 * np.abs(g).max())

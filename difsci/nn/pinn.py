@@ -114,6 +114,10 @@ _COND, _COND_T = _COND.cond_loss, _COND.cond_loss_t
 class PINN:
     """A physics-informed network (API.md §8)."""
 
+    #: the collocation points go through the network in blocks of at most this many (each block's
+    #: layer arrays, ~1 MB for 2,000 points and 20 units, stay in cache between a layer's passes)
+    chunk = 2048
+
     def __init__(self, net, inputs, outputs, equations, weights=None):
         if len(inputs) != net.sizes[0] or len(outputs) != net.sizes[-1]:
             raise ValueError(f"the network maps {net.sizes[0]} inputs to {net.sizes[-1]} outputs; "
@@ -157,12 +161,17 @@ class PINN:
         C = self._cond_arrays(conds)
         if len(X):
             M = 0 if C is None else len(C[0])
-            B = self._stream_buffers(len(self.streams), len(X), M) if reuse else None
-            Y, Yc = self.net._jet_t(X, self.streams, None if C is None else C[0], B)
+            n = -(-len(X) // self.chunk)               # blocks of at most `chunk` points, sizes within 1
+            bounds = [len(X) * k // n for k in range(n + 1)]
+            sizes = tuple(b - a for a, b in zip(bounds[:-1], bounds[1:]))
+            bufs = self._stream_buffers(len(self.streams), sizes, M) if reuse else [None] * n
             scale = (self.weights / (n_total or len(X))).astype(dt)
-            self._residual(Y, X, scale, loss)
-            if C is not None:
-                _COND_T(Yc, C[1], C[2], C[3], loss)
+            for k, B in enumerate(bufs):
+                Xk = X[bounds[k]:bounds[k + 1]]
+                Y, Yc = self.net._jet_t(Xk, self.streams, C[0] if C is not None and k == 0 else None, B)
+                self._residual(Y, Xk, scale, loss)
+                if Yc is not None:
+                    _COND_T(Yc, C[1], C[2], C[3], loss)
             return loss
         for pts, vals, out, w, *n in conds:
             if len(pts):
@@ -182,15 +191,17 @@ class PINN:
         scales = np.concatenate([np.full(len(c[0]), c[3] / (c[4] if len(c) > 4 else len(c[0]))) for c in conds])
         return pts, vals, outs, scales.astype(dt)
 
-    def _stream_buffers(self, S, N, M):
-        B = getattr(self, "_bufs", None)
-        if B is None or B["shape"] != (S, N, M):
-            B = self._bufs = self.net._stream_buffers(S, N, M)
-        elif B["dirty"]:        # the last recorded loss had no (completed) backward
-            for a in B["arrays"]:
-                a.zero_grad()
-        B["dirty"] = True
-        return B
+    def _stream_buffers(self, S, sizes, M):
+        """The kept layer arrays of each block of points (the condition points go with the first)."""
+        bufs = getattr(self, "_bufs", None)
+        if bufs is None or [B["shape"] for B in bufs] != [(S, n, M if k == 0 else 0) for k, n in enumerate(sizes)]:
+            bufs = self._bufs = [self.net._stream_buffers(S, n, M if k == 0 else 0) for k, n in enumerate(sizes)]
+        for B in bufs:
+            if B["dirty"]:      # the last recorded loss had no (completed) backward
+                for a in B["arrays"]:
+                    a.zero_grad()
+            B["dirty"] = True
+        return bufs
 
     def loss_and_grad(self, collocation, distributed=False):
         """(loss, flat weight gradient) at the current weights.
@@ -206,8 +217,8 @@ class PINN:
         with Tape() as tape:
             loss = self._record_loss(X, reuse=True)
         tape.backward(loss)
-        if getattr(self, "_bufs", None) is not None:
-            self._bufs["dirty"] = False     # the backward zeroed every intermediate gradient again
+        for B in getattr(self, "_bufs", None) or ():
+            B["dirty"] = False      # the backward zeroed every intermediate gradient again
         return float(loss.numpy()), flat.grad.numpy().copy()
 
     def residuals(self, points) -> np.ndarray:
