@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import pathlib
 import stat
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from difsci.lang import loader
@@ -204,3 +206,113 @@ def test_cache_dir_refuses_shared_directory(tmp_path, monkeypatch):
         cache_dir()
     with pytest.raises(PermissionError):
         loader.load_source("Y = 1\n", "shared")
+
+
+# ------------------------------------------------ cache hits without numba's target-context refresh
+# A kernel with everything a cached entry must bring back: prange (the threading layer starts in the
+# entry's reload_init), an allocation (per-thread copies: np.zeros -> NRT), atomics (llvmlite
+# intrinsics), math functions and a call into another numba function (randu, from rt_numba).
+FAST_CHILD = textwrap.dedent("""\
+    import json, sys
+    import numpy as np
+    import difsci as ds
+    from difsci.lang.backends import numba_cache
+
+    @ds.kernel
+    def hist(idx: ds.i64[:], x: ds.f64[:], out: ds.f64[:], seed: int):
+        for i in ds.ndrange(idx.shape[0]):
+            out[idx[i]] += ds.sqrt(x[i]) + ds.exp(-x[i]) * ds.randu(seed, i)
+
+    n = 3000
+    idx = (np.arange(n) * 7) % 13
+    x = np.linspace(0.0, 2.0, n)
+    res = []
+    for m in (13, 100000):      # 13 bins: per-thread copies (np.zeros); 100000: atomic adds
+        out = ds.zeros(m)
+        hist(ds.array(idx), ds.array(x), out, 3)
+        res.append(out.numpy().tolist())
+    import numba
+    print(json.dumps({"stats": numba_cache.STATS, "res": res, "layer": numba.threading_layer(),
+                      "refreshed": "numba.np.arraymath" in sys.modules}))
+""")
+
+
+def _fast_child(script: pathlib.Path, cache: pathlib.Path, **env) -> dict:
+    e = _env(cache)
+    e.pop("DIFSCI_NUMBA_FAST_CACHE", None)
+    e.update(env)
+    p = subprocess.run([sys.executable, str(script)], env=e, cwd=str(cache.parent), capture_output=True,
+                       text=True, timeout=300, check=False)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def _hist_reference():
+    from difsci.lang.backends.random import randu_py
+    n = 3000
+    idx = (np.arange(n) * 7) % 13
+    x = np.linspace(0.0, 2.0, n)
+    want = np.zeros(13)
+    for i in range(n):
+        want[idx[i]] += np.sqrt(x[i]) + np.exp(-x[i]) * randu_py(3, i, 0, 0)
+    return want
+
+
+def test_cached_parallel_kernel_loads_without_refresh(cache, tmp_path):
+    script = tmp_path / "fast_child.py"
+    script.write_text(FAST_CHILD)
+    import numba
+
+    from difsci.lang.backends import numba_cache
+    assert numba.__version__.startswith(numba_cache._TESTED), "numba version not in numba_cache._TESTED: check the internals it uses, then add it"
+    first = _fast_child(script, cache)
+    assert first["stats"]["fast"] == 0 and first["stats"]["miss"] == 1   # compiled
+    assert first["refreshed"]
+    second = _fast_child(script, cache)
+    assert second["stats"] == {"fast": 1, "miss": 0, "fallback": 0, "rebuilt": 0}
+    assert not second["refreshed"]          # numba's lowering modules were never imported
+    assert second["layer"] in ("tbb", "omp", "workqueue")
+    want = _hist_reference()
+    for res in (first["res"], second["res"]):
+        np.testing.assert_allclose(res[0], want, rtol=1e-12)
+        np.testing.assert_allclose(res[1][:13], want, rtol=1e-12)
+        assert not any(res[1][13:])
+    # numba's own path (switched off) loads the same entry
+    plain = _fast_child(script, cache, DIFSCI_NUMBA_FAST_CACHE="0")
+    assert plain["stats"]["fast"] == 0 and plain["refreshed"]
+    np.testing.assert_allclose(plain["res"][0], want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("damage", ["nbc", "nbi"])
+def test_corrupt_numba_cache_entry_is_rebuilt(cache, damage):
+    from difsci.lang.backends import numba_cache
+    src = textwrap.dedent("""\
+        import math
+        from numba import njit
+
+        @njit(cache=True)
+        def norm(x):
+            s = 0.0
+            for i in range(x.size):
+                s += x[i] * x[i]
+            return math.sqrt(s)
+    """)
+    x = np.arange(4.0)
+    assert load_source(src, "nb-damage").norm(x) == math.sqrt(14.0)       # compiled and saved
+    before = dict(numba_cache.STATS)
+    fast = 1 if numba_cache.enabled() else 0     # the recovery works on any numba version
+
+    def fresh():
+        del sys.modules[module_name(src, "nb-damage")]
+        return load_source(src, "nb-damage")
+
+    assert fresh().norm(x) == math.sqrt(14.0)                       # a hit through the fast path
+    assert numba_cache.STATS["fast"] == before["fast"] + fast
+    (target,) = (cache / "__pycache__").glob(f"*.{damage}")
+    target.write_bytes(target.read_bytes()[:40])
+    mod = fresh()
+    assert mod.norm(x) == math.sqrt(14.0)                           # rebuilt, not an UnpicklingError
+    assert numba_cache.STATS["rebuilt"] == before["rebuilt"] + 1
+    assert sum(mod.norm.stats.cache_misses.values()) == 1
+    assert fresh().norm(x) == math.sqrt(14.0)                       # and saved again: a fast hit
+    assert numba_cache.STATS["fast"] == before["fast"] + 2 * fast

@@ -228,4 +228,7 @@ def load_source(source: str, key: str = "") -> types.ModuleType:
                 pass
             _remove_stale_caches(directory, modname)
             raise
+        if "numba" in sys.modules:  # numba functions in it: load their cached code without numba's refresh
+            from .backends import numba_cache
+            numba_cache.install(mod)
         return mod
