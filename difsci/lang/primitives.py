@@ -154,7 +154,10 @@ def op_partials(op: str, args, r):
     if op == "mul":
         return (args[1], args[0])
     if op == "div":
-        return (div(_c(1), args[1]), neg(div(args[0], mul(args[1], args[1]))))
+        # d/db a/b = -a (1/b)^2: one division (1/b, shared with d/da) instead of two, and no need
+        # for the quotient itself (a replayed forward would have to recompute it)
+        c = div(_c(1), args[1])
+        return (c, neg(mul(args[0], mul(c, c))))
     if op == "neg":
         return (_c(-1),)
     if op == "pow":

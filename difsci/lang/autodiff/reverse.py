@@ -112,6 +112,11 @@ def adj_expr(ctx: Ctx, e, seed, out: list, result=None):
         if e.ty.is_float and e.args[0].ty.is_float:
             adj_expr(ctx, e.args[0], B.cast(seed, e.args[0].ty), out)
         return
+    if e.op == "mul" and e.args[0] == e.args[1]:
+        # x * x: one contribution 2 x seed (exactly the sum of the two), not two
+        a = e.args[0]
+        adj_expr(ctx, a, B.mul(seed, B.mul(B.const(2.0, a.ty) if a.ty.is_float else B.const(2), a)), out)
+        return
     parts = partials(e, result if result is not None else e)
     live = [(a, p) for a, p in zip(e.args, parts) if p is not None and ctx.active_expr(a)]
     if len(live) > 1 and not isinstance(seed, (ir.Var, ir.Const)):
