@@ -125,7 +125,7 @@ class Tape:
                 if spec is None:
                     kernel.backward()
                 else:
-                    kernel.adjoint(*args)
+                    kernel.adjoint.from_tape(args, spec)
         finally:
             _stack.pop()
 
