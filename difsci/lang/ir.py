@@ -106,6 +106,7 @@ class ParFor(Stmt):
     body: list
     reverse_note: str = ""
     reductions: tuple = ()     # scalar sums the body adds to (``acc = acc + x``, from passes/privatize.py)
+    serial_twin: bool = True   # the cpu printer may add a serial copy for small trip counts
 
 
 @dataclass

@@ -23,7 +23,7 @@ CHUNKS = 64            # pieces of a loop with scalar sums (_chunked)
 
 
 def emit_parfor(p, s: ir.ParFor, d: int) -> None:
-    if p.prange != "prange" or not p.small_serial:
+    if p.prange != "prange" or not p.small_serial or not s.serial_twin:
         _loop(p, s, d, "serial" if p.prange != "prange" else "parallel")
         return
     size = " * ".join(f"({p.expr(hi)} - ({p.expr(lo)}))" for lo, hi in s.bounds)

@@ -282,6 +282,8 @@ def _rewrite(pf: ir.ParFor, plan, taken, locals_, arrays):
     var = {v: ir.Var(_var_type(pf, v, lo), v) for v, (lo, _) in zip(pf.vars, pf.bounds)}
     bounds = dict(zip(pf.vars, pf.bounds))
 
+    row_ok: dict = {}            # offset along the outer var -> a boolean set once per row (``full``)
+
     def variant(inside):
         """The body at one element.  Along the loop vars not ``inside``, some of the original iterations
         that update it may not exist: each offset's copy checks that its iteration does, and the sums
@@ -295,8 +297,11 @@ def _rewrite(pf: ir.ParFor, plan, taken, locals_, arrays):
             for v, off in zip(pf.vars, g):
                 if v in moving and v not in inside:
                     lo, hi = bounds[v]
-                    c = B.logical("and", B.compare("ge", var[v], _plus(lo, off)),
-                                  B.compare("lt", var[v], _plus(hi, off)))
+                    if v == pf.vars[0] and off in row_ok:
+                        c = ir.Var(T.boolean, row_ok[off])
+                    else:
+                        c = B.logical("and", B.compare("ge", var[v], _plus(lo, off)),
+                                      B.compare("lt", var[v], _plus(hi, off)))
                     cond = c if cond is None else B.logical("and", cond, c)
             out += copy if cond is None else [ir.If(cond, copy, [], loc=pf.loc)]
         for (arr, idx), (name, ty) in accs.items():
@@ -309,9 +314,18 @@ def _rewrite(pf: ir.ParFor, plan, taken, locals_, arrays):
             out.append(store if cond is None else ir.If(cond, [store], [], loc=pf.loc))
         return out
 
+    def full(k):
+        """Loops over the axes from ``k`` on, each over its whole gathered range, the body checking every
+        offset's iteration (the edge rows)."""
+        if k == len(pf.vars):
+            return variant(frozenset())
+        v, (lo, hi), (cmin, cmax) = pf.vars[k], pf.bounds[k], spans[pf.vars[k]]
+        return [ir.For(v, _plus(lo, cmin), _plus(hi, cmax), full(k + 1), loc=pf.loc)]
+
     def nest(k, inside):
-        """Loops over the inner axes from ``k`` on; ``inside``: the loop vars along which every original
-        iteration that updates the element exists."""
+        """Loops over the axes from ``k`` on inside a row where all the original iterations along the axes
+        in ``inside`` exist: each moving axis splits into its two edges (checked along it) and a middle
+        with no checks, whose constant start lets LLVM vectorise it."""
         if k == len(pf.vars):
             return variant(inside)
         v, (lo, hi), (cmin, cmax) = pf.vars[k], pf.bounds[k], spans[pf.vars[k]]
@@ -331,9 +345,18 @@ def _rewrite(pf: ir.ParFor, plan, taken, locals_, arrays):
     else:
         inner = B.logical("and", B.compare("ge", var[v0], _plus(lo0, cmax0)),
                           B.compare("lt", var[v0], _plus(hi0, cmin0)))
-        body = [head, ir.If(inner, nest(1, frozenset({v0})), nest(1, frozenset()), loc=pf.loc)]
+        inner_body = nest(1, frozenset({v0}))
+        # in an edge row, whether each offset's original row exists is known once per row
+        pre = []
+        for off in sorted({g[0] for g in groups}):
+            row_ok[off] = _fresh("_row", taken)
+            locals_[row_ok[off]] = T.boolean
+            pre.append(ir.Assign(row_ok[off], B.logical("and", B.compare("ge", var[v0], _plus(lo0, off)),
+                                                        B.compare("lt", var[v0], _plus(hi0, off))), T.boolean,
+                                 loc=pf.loc))
+        body = [head, ir.If(inner, inner_body, pre + full(1), loc=pf.loc)]
     note = "gather form" + (f"; {pf.reverse_note}" if pf.reverse_note else "")
-    out = [ir.ParFor((v0,), ((_plus(lo0, cmin0), _plus(hi0, cmax0)),), body, note, loc=pf.loc)]
+    out = [ir.ParFor((v0,), ((_plus(lo0, cmin0), _plus(hi0, cmax0)),), body, note, loc=pf.loc, serial_twin=False)]
     if plan["zeroed"]:
         zeros = [pf.body[k] for k in plan["zeroed"]]
         out.append(replace(pf, body=[ir.Comment("the seeds read above, zeroed once every iteration has read them",
