@@ -93,7 +93,8 @@ class Array:
             from .lang.backends import devices
             devices.fill(self.data, value)
             return self
-        self.data[...] = value
+        from .lang.backends.cpu_fill import fill
+        fill(self.data, value)
         return self
 
     def zero_grad(self) -> None:

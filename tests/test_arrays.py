@@ -174,3 +174,19 @@ def test_kernels_write_vector_array_views(backend):
     want = np.zeros((6, 2))
     want[2:5] = np.arange(3)[:, None] * [1, -1]
     assert_close(p.numpy(), want)
+
+
+def test_fill_and_zero_grad_of_big_arrays_use_every_element():
+    """Big contiguous arrays fill on all threads (backends/cpu_fill.py); views keep numpy's fill."""
+    from difsci.lang.backends import cpu_fill
+    n = cpu_fill.BIG + 7
+    for dt in (np.float32, np.float64, ds.vec2):
+        a = ds.zeros((n,), dtype=dt, requires_grad=True)
+        a.grad.numpy()[...] = 1.0
+        a.zero_grad()
+        assert not a.grad.numpy().any()
+        a.fill(2.5)
+        assert np.all(a.numpy() == 2.5)
+    b = ds.zeros((2 * n,))
+    b[::2].fill(1.0)
+    assert b.numpy()[::2].sum() == n and b.numpy()[1::2].sum() == 0
