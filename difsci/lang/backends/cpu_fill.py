@@ -22,7 +22,8 @@ def _get():
         def pfill(flat, value):
             n = flat.shape[0]
             for c in prange(64):
-                for i in range(n * c // 64, n * (c + 1) // 64):
+                # unsigned: numba's wrap-around check of a signed index would keep LLVM from vectorising
+                for i in range(np.uint64(n * c // 64), np.uint64(n * (c + 1) // 64)):
                     flat[i] = value
         _kernel = pfill
     return _kernel
