@@ -121,36 +121,29 @@ def _wave(m, h):
     return loss
 
 
-def _diffuse(m, x, c):
-    y = ds.zeros(x.shape, requires_grad=True)
+def _through(kernel, loss_kernel, x, *rest, dtype=None):
+    """``loss_kernel(y)`` where ``kernel(x, *rest, y)`` writes ``y``, shaped like ``x``."""
+    y = ds.zeros(x.shape, dtype=dtype, requires_grad=True)
     loss = ds.zeros((), requires_grad=True)
-    m.diffuse1(x, c, y)
-    m.sumsq(y, loss)
+    kernel(x, *rest, y)
+    loss_kernel(y, loss)
     return loss
+
+
+def _diffuse(m, x, c):
+    return _through(m.diffuse1, m.sumsq, x, c)
 
 
 def _nine(m, x, w):
-    y = ds.zeros(x.shape, requires_grad=True)
-    loss = ds.zeros((), requires_grad=True)
-    m.nine(x, w, y)
-    m.sumsq2(y, loss)
-    return loss
+    return _through(m.nine, m.sumsq2, x, w)
 
 
 def _seven(m, x):
-    y = ds.zeros(x.shape, dtype=ds.f32, requires_grad=True)
-    loss = ds.zeros((), requires_grad=True)
-    m.seven(x, y)
-    m.sumsq3f(y, loss)
-    return loss
+    return _through(m.seven, m.sumsq3f, x, dtype=ds.f32)
 
 
 def _periodic(m, x):
-    y = ds.zeros(x.shape, requires_grad=True)
-    loss = ds.zeros((), requires_grad=True)
-    m.periodic(x, y)
-    m.sumsq(y, loss)
-    return loss
+    return _through(m.periodic, m.sumsq, x)
 
 
 def _same(mods, build, inputs, rtol=1e-12):

@@ -44,14 +44,8 @@ def render(fn: ir.Function, variant: str, locmap: dict | None = None) -> str:
         par = "parallel=True, " if _has_parfor(fn) and "debug" not in flags else ""
         bounds = "boundscheck=True, " if "debug" in flags else ""
         deco = f"@njit({par}{bounds}error_model='numpy', cache=True)"
-    src = print_function(fn, head, deco, locmap=locmap, deterministic="deterministic" in flags,
-                         serial="debug" in flags, small_serial=backend == "cpu")
-    if "radd(" in src:      # parfor._chunked's reassociable sums
-        name = "radd" if backend == "cpu" else "radd_py as radd"
-        src = src.replace(HEADERS[backend], f"{HEADERS[backend]}\nfrom difsci.lang.backends.reassoc import {name}", 1)
-        for k in sorted(locmap or {}, reverse=True):
-            locmap[k + 1] = locmap.pop(k)
-    return src
+    return print_function(fn, head, deco, locmap=locmap, deterministic="deterministic" in flags,
+                          serial="debug" in flags, small_serial=backend == "cpu")
 
 
 def _render_cuda(fn: ir.Function, flags, locmap):

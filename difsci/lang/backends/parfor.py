@@ -164,12 +164,6 @@ def _loop(p, s, d, mode):
     _body(p, s, depth, free, first=1)
 
 
-def _fresh(p, name):
-    while name in getattr(p, "names", ()):
-        name = "_" + name
-    return name
-
-
 def _chunked(p, s, d, free, note):
     """A loop with scalar sums (``loss[None] += ...``, privatised): ``CHUNKS`` chunks of iterations shared
     among the threads (a constant: the source, and so the sum, do not depend on the thread count), each
@@ -179,8 +173,8 @@ def _chunked(p, s, d, free, note):
     lo, hi = s.bounds[0]
     i = s.vars[0]
     nt = CHUNKS
-    iu = _fresh(p, f"_{i}_u")
-    sums = {a: _fresh(p, f"{a}_c") for a in s.reductions}
+    iu = p.fresh(f"_{i}_u")
+    sums = {a: p.fresh(f"{a}_c") for a in s.reductions}
     span = f"({p.expr(hi)} - {lo.value})"
     p.line(d, f"for _c in prange({nt}):  # chunks of the loop, their sums vectorisable{note}")
     for a, c in sums.items():

@@ -57,6 +57,12 @@ class Printer:
             return f"{NP_NAME[want.name]}({s})"
         return s
 
+    def fresh(self, name) -> str:
+        """``name``, with underscores in front while a local or parameter of the function has it."""
+        while name in getattr(self, "names", ()):
+            name = "_" + name
+        return name
+
     def index(self, e) -> str:
         """One index of a load or store."""
         if isinstance(e, ir.Var) and e.name in self.index_alias:
@@ -220,9 +226,7 @@ class Printer:
         numba 0.68's loops over ``range(2, n)`` are not vectorised by LLVM (stencil loops ran 3x slower,
         measured), those over ``range(n - 2)`` are."""
         if isinstance(lo, ir.Const) and isinstance(lo.value, int) and lo.value >= 2:
-            k = f"_k_{var}"
-            while k in getattr(self, "names", ()):
-                k = "_" + k
+            k = self.fresh(f"_k_{var}")
             self.line(d, f"for {k} in range({self.expr(hi)} - {lo.value}):{note}")
             self.line(d + 1, f"{var} = {k} + {lo.value}")
             return d + 1

@@ -87,16 +87,9 @@ def disjoint(ia, ib, varying) -> bool:
 
 
 def _offset(e, var):
-    """``c`` when ``e`` is ``var + c`` / ``var - c`` / ``var`` (c a constant integer), else None."""
-    if isinstance(e, ir.Var) and e.name == var:
-        return 0
-    if isinstance(e, ir.Op) and e.op in ("add", "sub") and len(e.args) == 2:
-        a, b = e.args
-        if isinstance(a, ir.Var) and a.name == var and isinstance(b, ir.Const) and b.ty.is_int:
-            return b.value if e.op == "add" else -b.value
-        if e.op == "add" and isinstance(b, ir.Var) and b.name == var and isinstance(a, ir.Const) and a.ty.is_int:
-            return a.value
-    return None
+    """``c`` when ``e`` is ``var + c`` (c a constant integer, folded), else None."""
+    base, c = split_const(e)
+    return c if isinstance(base, ir.Var) and base.name == var else None
 
 
 def colouring(pf: ir.ParFor, atomic: set, max_width: int = 8) -> int:

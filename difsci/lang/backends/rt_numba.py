@@ -7,6 +7,7 @@ from numba import njit as _numba_njit
 
 from .atomics import atomic_add, atomic_max, atomic_min  # noqa: F401
 from .random import make_numba
+from .reassoc import radd  # noqa: F401  (parfor._chunked's reassociable sums)
 
 randu, randn = make_numba()
 
