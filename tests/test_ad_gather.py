@@ -447,3 +447,78 @@ def test_random_stencils_gather_equals_scatter(case, seed, tmp_path_factory):
             tape_check(lambda **a: build(mods["on"], **a), {"x": x}, ndirs=1, expect_nonzero=False)
         except AssertionError as e:
             raise AssertionError(f"{e}\n--- kernel ---\n{src}\nshape {shape}") from None
+
+
+TIME_STENCIL = '''
+import difsci as ds
+
+
+@ds.kernel
+def sim(h: ds.f64[:, :, :], acc: ds.f64[()]):
+    for t in ds.serial(range({t0}, h.shape[0] - 1)):
+        for i, j in ds.ndrange(({lo0}, h.shape[1] - {m0}), ({lo1}, h.shape[2] - {m1})):
+{body}
+{observe}
+
+
+@ds.kernel
+def loss3(h: ds.f64[:, :, :], acc: ds.f64[()], out: ds.f64[()]):
+    for s, i, j in ds.ndrange(h.shape[0], h.shape[1], h.shape[2]):
+        out[None] += ds.sin(h[s, i, j]) + 0.5 * h[s, i, j] * h[s, i, j] + acc[None] / (h.shape[0] * h.shape[1] * h.shape[2])
+'''
+TFS = ["{}", "ds.sin({})", "ds.tanh(2.0 * {})"]
+
+
+@st.composite
+def time_stencils(draw):
+    """``h[t + 1] = f(h[t] at offsets, h[t - 1])`` in a ds.serial loop, sometimes with a per-step observation."""
+    offs = draw(st.lists(st.tuples(st.integers(-1, 1), st.integers(-1, 1)), min_size=1, max_size=4, unique=True))
+    lo0 = max(0, -min(a for a, _ in offs)) + draw(st.integers(0, 1))
+    lo1 = max(0, -min(b for _, b in offs)) + draw(st.integers(0, 1))
+    m0 = max(0, max(a for a, _ in offs)) + draw(st.integers(0, 1))
+    m1 = max(0, max(b for _, b in offs)) + draw(st.integers(0, 1))
+    t0 = draw(st.integers(0, 1))
+    terms = []
+    for k, (a, b) in enumerate(offs):
+        ix = f"h[t, i{a:+d}, j{b:+d}]".replace("+0", "").replace("-0", "")
+        terms.append(f"{0.2 + 0.15 * k:.2f} * " + draw(st.sampled_from(TFS)).format(ix))
+    if t0 == 1 and draw(st.booleans()):
+        terms.append("-0.5 * h[t - 1, i, j]")
+    body = f"            h[t + 1, i, j] = {' + '.join(terms)}"
+    observe = ""
+    if draw(st.booleans()):      # a second loop in the step: an adjoint statement before the gathered loop
+        observe = ("        for i, j in ds.ndrange(h.shape[1], h.shape[2]):\n"
+                   "            acc[None] += 0.1 * h[t + 1, i, j] * h[t + 1, i, j]")
+    shape = (draw(st.integers(2, 5)), draw(st.integers(3, 6)), draw(st.integers(3, 6)))
+    src = TIME_STENCIL.format(t0=t0, lo0=lo0, lo1=lo1, m0=m0, m1=m1, body=body, observe=observe)
+    return src, shape
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(case=time_stencils(), seed=st.integers(0, 100))
+def test_random_time_loop_stencils_gather_equals_scatter(case, seed, tmp_path_factory):
+    """Random stencils stepped in a ds.serial loop, where each step's seeds are zeroed a step late: the
+    adjoint equals the scatter form (pass off) and finite differences."""
+    src, shape = case
+    d = tmp_path_factory.getbasetemp() / "gather_random_time"
+    d.mkdir(exist_ok=True)
+    _gen[0] += 1
+    mods = {w: load_kernels(d, src, f"_gather_time_{w}_{_gen[0]}") for w in ("on", "off")}
+    h = np.random.default_rng(seed).standard_normal(shape)
+
+    def build(m, h):
+        acc = ds.zeros((), requires_grad=True)
+        out = ds.zeros((), requires_grad=True)
+        m.sim(h, acc)
+        m.loss3(h, acc, out)
+        return out
+
+    with using("python"):
+        try:
+            (l1, g1), (l0, g0) = _run(mods, "on", build, {"h": h}), _run(mods, "off", build, {"h": h})
+            np.testing.assert_allclose(g1["h"], g0["h"], rtol=1e-12, atol=1e-12)
+            assert l1 == l0
+            tape_check(lambda **a: build(mods["on"], **a), {"h": h}, ndirs=1, expect_nonzero=False)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n--- kernel ---\n{src}\nshape {shape}") from None

@@ -393,9 +393,14 @@ def cases(size: str, peers: dict | None = None) -> list[Case]:
     notes_fb = {"difsci": f"Tape, {2 * (2 * T + 1)} launches", "difsci serial": "Tape, 2 launches",
                 "what-if: serial codegen": "difsci's source, prange->range, atomics->+=",
                 "numba, difsci's layout": layout_note}
+    # Each sample times ``number`` calls in a row: with one call per sample, every sub-millisecond run
+    # started with caches the other implementations had just filled (the per-step variant alone touches
+    # ~4 MB of histories), which measured the cold start more than the run itself (difsci serial fwd+bwd
+    # 2.6 ms median in the harness vs 1.56 ms back to back, the reference 1.14 vs 1.00 ms).
+    number = 1 if size == "tiny" else 5
     return [
-        Case(label, "forward", fwd, ref="numba", target=None, verify=verify_fwd, notes=notes_f),
+        Case(label, "forward", fwd, ref="numba", target=None, verify=verify_fwd, notes=notes_f, number=number),
         Case(label, "fwd+bwd", fb, ref="numba", target=1.5, verify=verify_fb, target_impls=("difsci serial",),
-             notes=notes_fb),
-        Case(label, "backward parts", parts, ref="numba backward", target=None, verify=None),
+             notes=notes_fb, number=number),
+        Case(label, "backward parts", parts, ref="numba backward", target=None, verify=None, number=number),
     ]
