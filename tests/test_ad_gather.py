@@ -98,6 +98,35 @@ def sumsq3f(y: ds.f32[:, :, :], loss: ds.f64[()]):
 
 
 @ds.kernel
+def wave_if(h: ds.f64[:, :, :], t: int, k: float):
+    n, m = h.shape[1], h.shape[2]
+    for i, j in ds.ndrange(n, m):
+        if i > 0 and i < n - 1 and j > 0 and j < m - 1:
+            lap = h[t, i + 1, j] + h[t, i - 1, j] + h[t, i, j + 1] + h[t, i, j - 1] - 4.0 * h[t, i, j]
+            h[t + 1, i, j] = 2.0 * h[t, i, j] - h[t - 1, i, j] + k * lap
+        else:
+            h[t + 1, i, j] = 0.5 * h[t, i, j]
+
+
+@ds.kernel
+def wave_bc(h: ds.f64[:, :, :], t: int, k: float):
+    n, m = h.shape[1], h.shape[2]
+    for i, j in ds.ndrange(n, m):
+        if i == 0 or i == n - 1 or j == 0 or j == m - 1:
+            h[t + 1, i, j] = 0.0
+        else:
+            lap = h[t, i + 1, j] + h[t, i - 1, j] + h[t, i, j + 1] + h[t, i, j - 1] - 4.0 * h[t, i, j]
+            h[t + 1, i, j] = ds.tanh(h[t, i, j] + k * lap)
+
+
+@ds.kernel
+def half_guard(x: ds.f64[:, :], y: ds.f64[:, :]):
+    for i, j in ds.ndrange(x.shape[0], x.shape[1]):
+        if j > 0:
+            y[i, j] = x[i - 1, j] * x[i, j - 1]
+
+
+@ds.kernel
 def wave_sim(h: ds.f64[:, :, :], obs: ds.f64[:, :, :], loss: ds.f64[()], k: float):
     T, n, m = h.shape[0], h.shape[1], h.shape[2]
     for t in ds.serial(range(1, T - 1)):
@@ -271,6 +300,74 @@ def _flat(m, x):
     return loss
 
 
+# ------------------------------------------------------- bodies with branches
+def _wave_branchy(kernel_name):
+    def build(m, h):
+        loss = ds.zeros((), requires_grad=True)
+        for t in range(1, h.shape[0] - 1):
+            getattr(m, kernel_name)(h, t, 0.15)
+        m.sumsq3(h, loss)
+        return loss
+    return build
+
+
+@pytest.mark.parametrize("name", ["wave_if", "wave_bc"])
+@pytest.mark.parametrize("shape", [(3, 1, 1), (3, 2, 3), (4, 3, 3), (4, 5, 6), (3, 70, 9)])
+def test_branchy_stencils_gathered_every_size(mods, name, shape):
+    """``if`` around the stencil (interior / boundary condition) over the whole grid: updates at ``i - 1``
+    are kept off -1 by the condition (``i > 0``; the else-branch of ``i == 0 or ...``), so the loop
+    gathers, starting at 0."""
+    with using("python"):
+        _same(mods, _wave_branchy(name), {"h": RNG.standard_normal(shape)})
+        src = getattr(mods["on"], name).adjoint.source
+        assert "gather form" in src and "_phase" not in src and "atomic" not in src
+
+
+@pytest.mark.parametrize("backend_name", ["python", "cpu"])
+def test_branchy_stencils_finite_differences(mods, backend_name):
+    gather.ENABLED = True
+    with using(backend_name):
+        for name in ("wave_if", "wave_bc"):
+            tape_check(lambda **a: _wave_branchy(name)(mods["on"], **a), {"h": RNG.standard_normal((5, 6, 7))})
+            tape_check(lambda **a: _wave_branchy(name)(mods["on"], **a), {"h": RNG.standard_normal((3, 70, 9))},
+                       ndirs=1)
+
+
+def test_guard_on_the_other_axis_keeps_scatter_form(mods):
+    """``if j > 0`` keeps ``x[i, j - 1]`` in range but not ``x[i - 1, j]`` at ``i = 0`` (it wraps to the
+    last row): the pass must not gather."""
+    with using("python"):
+        _same(mods, lambda m, x: _through(m.half_guard, m.sumsq2, x), {"x": RNG.standard_normal((4, 5))})
+        assert "gather form" not in mods["on"].half_guard.adjoint.source
+        tape_check(lambda **a: _through(mods["on"].half_guard, mods["on"].sumsq2, **a),
+                   {"x": RNG.standard_normal((4, 5))})
+
+
+def test_lower_bounds_from_conditions():
+    from difsci.lang import ir
+    from difsci.lang import types as T
+    i, j = ir.Var(T.i64, "i"), ir.Var(T.i64, "j")
+
+    def c(v):
+        return ir.Const(T.i64, v)
+
+    def op(o, a, b):
+        return ir.Op(T.boolean, o, (a, b))
+
+    lb = gather._lower_bound
+    assert lb("i", 0, ((op("gt", i, c(0)), True),), {}) == 1
+    assert lb("i", 0, ((op("lt", c(1), i), True),), {}) == 2            # 1 < i
+    assert lb("i", 0, ((op("gt", i, c(0)), False),), {}) == 0           # else of i > 0: nothing
+    assert lb("i", 0, ((op("lt", i, c(2)), False),), {}) == 2           # else of i < 2: i >= 2
+    bc = op("or", op("eq", i, c(0)), op("eq", j, c(0)))
+    assert lb("i", 0, ((bc, False),), {}) == 1 and lb("j", 0, ((bc, False),), {}) == 1
+    assert lb("i", 0, ((bc, True),), {}) == 0                           # i == 0 or ...: nothing
+    assert lb("i", 0, ((op("and", op("ne", i, c(0)), op("ne", i, c(1))), True),), {}) == 2
+    assert lb("i", 0, ((ir.Var(T.boolean, "_c0"), True),), {"_c0": op("ge", i, c(3))}) == 3
+    assert lb("i", 0, ((ir.Op(T.boolean, "not", (op("le", i, c(0)),)), True),), {}) == 1
+    assert lb("i", 0, ((op("gt", i, j), True),), {}) == 0               # not a constant bound
+
+
 # ------------------------------------------- seeds zeroed one step later (ds.serial)
 def _wave_sim(m, h, obs):
     loss = ds.zeros((), requires_grad=True)
@@ -386,6 +483,8 @@ def loss2(y: ds.f64[:, :], out: ds.f64[()]):
         out[None] += ds.sin(y[i, j]) + 0.5 * y[i, j] * y[i, j]
 '''
 FS = ["{}", "ds.sin({})", "{0} * {0}", "ds.tanh(2.0 * {})"]
+GUARDS = ["i > 0", "i >= 2 and j > 0", "i > 0 and j > 0 and i < x.shape[0] - 1", "j > 1",
+          "not (i == 0 or j == 0)", "(i + j) % 2 == 0", "i != 0 and i != 1 and j >= 2", "x[i, j] > 0.0"]
 
 
 @st.composite
@@ -411,6 +510,11 @@ def stencils(draw):
         a, b = draw(st.sampled_from(offs))
         lines.append(f"y[i{a:+d}, j{b:+d}] += 0.1 * s".replace("+0", "").replace("-0", ""))
         lines[-2] = "y[i, j] += s"
+    if draw(st.integers(0, 2)) == 0:   # under a condition on the loop indices (some keep x[i - 1] off -1)
+        cond = draw(st.sampled_from(GUARDS))
+        lines = [f"if {cond}:"] + ["    " + ln for ln in lines]
+        if draw(st.booleans()):
+            lines += ["else:", "    y[i, j] = 0.5 * x[i, j]"]
     body = "\n".join("        " + ln for ln in lines)
     shape = (draw(st.integers(3, 7)), draw(st.integers(3, 7)))   # x[-2] must exist
     return STENCIL.format(lo0=lo0, lo1=lo1, m0=m0, m1=m1, body=body), shape
@@ -419,11 +523,12 @@ def stencils(draw):
 _gen = [0]
 
 
-@settings(max_examples=40, deadline=None, derandomize=True, database=None,
+@settings(max_examples=60, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(case=stencils(), seed=st.integers(0, 100))
 def test_random_stencils_gather_equals_scatter(case, seed, tmp_path_factory):
-    """Random 2-D stencils (offsets in [-2, 2]^2, start 0..2, sizes 3..7, forward scatters too):
+    """Random 2-D stencils (offsets in [-2, 2]^2, start 0..2, sizes 3..7, forward scatters too, some under
+    an ``if``):
     the gathered adjoint equals the scatter form and finite differences, wherever the pass applies."""
     src, shape = case
     d = tmp_path_factory.getbasetemp() / "gather_random"

@@ -91,76 +91,175 @@ def _layout(idx, loopvars):
     return tuple(out)
 
 
+def _flat(stmts):
+    """Every statement of a block whose only nesting is ``if``, depth first."""
+    for s in stmts:
+        yield s
+        if isinstance(s, ir.If):
+            yield from _flat(s.body)
+            yield from _flat(s.orelse)
+
+
 def _plan(pf: ir.ParFor):
     """(update offsets per statement, zeroing stores) when the gather form is legal and pays, else None."""
-    if not all(isinstance(s, (ir.Assign, ir.Store, ir.Comment)) for s in pf.body):
+    if not all(isinstance(s, (ir.Assign, ir.Store, ir.Comment, ir.If)) for s in _flat(pf.body)):
         return None
     loopvars = set(pf.vars)
-    assigned = {s.target for s in pf.body if isinstance(s, ir.Assign)}
+    assigns = [s.target for s in _flat(pf.body) if isinstance(s, ir.Assign)]
+    assigned = set(assigns)
     if assigned & loopvars:
         return None
     varying = assigned | loopvars
-    defined: set = set()
-    zeroed: dict = {}            # (arr, idx) -> position of the zeroing store
-    read_seeds: set = set()
-    updates: dict = {}           # statement position -> {loop var: offset}
-    for k, s in enumerate(pf.body):
-        for e in ir.stmt_exprs(s):
-            if (ir.vars_in(e) & assigned) - defined:
-                return None      # a local read before this iteration assigns it
-            for ld in ir.loads_in(e):
-                if (ld.arr, ld.idx) in zeroed:
-                    return None  # read after the zeroing: the gather form would read the old value
-                read_seeds.add((ld.arr, ld.idx))
-        if isinstance(s, ir.Assign):
-            defined.add(s.target)
-        elif isinstance(s, ir.Store):
-            if s.mode == "set":
+    updates: dict = {}           # id(store) -> {loop var: offset}
+    stores: dict = {}            # id(store) -> the store
+    paths: dict = {}             # id(store) -> the (condition, taken) pairs around it
+    zero_ids: set = set()        # the zeroing stores
+    zero_keys: set = set()       # their (array, index)
+    single = {n for n in assigned if assigns.count(n) == 1}
+    defs: dict = {}              # local assigned once, at the top level, before its use -> its value
+
+    reads = {(ld.arr, ld.idx) for x in _flat(pf.body) for e in ir.stmt_exprs(x) for ld in ir.loads_in(e)}
+    branch: dict = {}            # condition variable -> locals assigned on its (true, false) branches so far
+
+    def scan(stmts, defined, zeroed, path, top):
+        """Walk a block in program order; ``defined``: locals assigned on every path so far; ``zeroed``:
+        seeds zeroed on some path so far.  Returns the pair after the block, or None (not legal)."""
+        for s in stmts:
+            for e in ir.stmt_exprs(s):
+                if (ir.vars_in(e) & assigned) - defined:
+                    return None          # a local read before this iteration assigns it on every path
+                for ld in ir.loads_in(e):
+                    if (ld.arr, ld.idx) in zeroed:
+                        return None      # read after the zeroing: the gather form would read the old value
+            if isinstance(s, ir.Assign):
+                defined = defined | {s.target}
+                if top and s.target in single:
+                    defs[s.target] = s.value
+            elif isinstance(s, ir.Store):
                 offs = _axis_offsets(s.idx, loopvars, varying)
-                if (not (isinstance(s.value, ir.Const) and s.value.value == 0) or (s.arr, s.idx) not in read_seeds
-                        or offs is None or set(offs) != loopvars or any(offs.values())):
+                if s.mode == "set":
+                    if (not (isinstance(s.value, ir.Const) and s.value.value == 0) or (s.arr, s.idx) not in reads
+                            or offs is None or set(offs) != loopvars or any(offs.values())):
+                        return None
+                    zero_ids.add(id(s))
+                    zero_keys.add((s.arr, s.idx))
+                    stores[id(s)] = s
+                    zeroed = zeroed | {(s.arr, s.idx)}
+                elif s.mode == "add":
+                    if offs is None:
+                        return None
+                    updates[id(s)] = offs
+                    stores[id(s)] = s
+                    paths[id(s)] = path
+                else:
                     return None
-                zeroed[(s.arr, s.idx)] = k
-            elif s.mode == "add":
-                offs = _axis_offsets(s.idx, loopvars, varying)
-                if offs is None:
+            elif isinstance(s, ir.If):
+                # an earlier `if` on the same condition variable (assigned once) took the same branch
+                key = s.cond.name if isinstance(s.cond, ir.Var) and s.cond.name in single else None
+                then_in, else_in = branch.get(key, (frozenset(), frozenset()))
+                a = scan(s.body, defined | then_in, zeroed, path + ((s.cond, True),), False)
+                b = scan(s.orelse, defined | else_in, zeroed, path + ((s.cond, False),), False)
+                if a is None or b is None:
                     return None
-                updates[k] = offs
-            else:
-                return None
-    if not updates:
+                if key is not None:
+                    branch[key] = (then_in | a[0], else_in | b[0])
+                defined, zeroed = a[0] & b[0], a[1] | b[1]
+        return defined, zeroed
+
+    if scan(pf.body, frozenset(), frozenset(), (), True) is None or not updates:
         return None
-    targets = {pf.body[k].arr for k in updates}
+    # a zeroing store inside an `if` must be one the separate zeroing loop can repeat: conditions on loop
+    # variables and invariants only
+    for s in _flat(pf.body):
+        if isinstance(s, ir.If) and any(id(x) in zero_ids for x in _flat(s.body + s.orelse)):
+            if ir.vars_in(_resolve(s.cond, defs)) & assigned or ir.loads_in(_resolve(s.cond, defs)):
+                return None
+    targets = {stores[k].arr for k in updates}
     if targets <= race_free_arrays(pf):
         return None              # already race-free: nothing to gain
     # every array that is updated keeps one layout of loop vars over its axes
     layouts: dict = {}
     for k in updates:
-        s = pf.body[k]
-        layouts.setdefault(s.arr, set()).add(_layout(s.idx, loopvars))
+        layouts.setdefault(stores[k].arr, set()).add(_layout(stores[k].idx, loopvars))
     if any(len(v) > 1 for v in layouts.values()):
         return None
     # nothing reads or zeroes an element that some iteration updates
-    written = [(pf.body[k].arr, pf.body[k].idx) for k in updates]
-    accesses = [(ld.arr, ld.idx) for s in pf.body for e in ir.stmt_exprs(s) for ld in ir.loads_in(e)]
-    accesses += list(zeroed)
+    written = [(stores[k].arr, stores[k].idx) for k in updates]
+    accesses = [(ld.arr, ld.idx) for s in _flat(pf.body) for e in ir.stmt_exprs(s) for ld in ir.loads_in(e)]
+    accesses += list(zero_keys)
     for arr, idx in accesses:
         if any(a == arr and not disjoint(idx, widx, varying) for a, widx in written):
             return None
         # a zeroed array is read only at the elements this iteration zeroes, or provably elsewhere
-        if any(a == arr and zidx != idx and not disjoint(idx, zidx, varying) for a, zidx in zeroed):
+        if any(a == arr and zidx != idx and not disjoint(idx, zidx, varying) for a, zidx in zero_keys):
             return None
     groups = {tuple(offs.get(v, 0) for v in pf.vars) for offs in updates.values()}
     if len(groups) > MAX_GROUPS or not any(any(g) for g in groups):
         return None              # too many copies, or no update off the loop's own element
-    for a, (lo, _) in enumerate(pf.bounds):
-        cmin = min(g[a] for g in groups)
-        if cmin < 0 and not (isinstance(lo, ir.Const) and lo.value + cmin >= 0):
-            return None          # an update below index 0 would wrap around to the end (numpy's rule)
-    plan = {"updates": updates, "zeroed": sorted(zeroed.values()), "groups": sorted(groups, key=_group_order)}
+    # no update may land below index 0: numpy's wrap-around would put two iterations on one element.  The
+    # loop's start, or the conditions around the update (``if i > 0 and ...``), must keep it at 0 or above.
+    bounds = dict(zip(pf.vars, pf.bounds))
+    for k, offs in updates.items():
+        for v, c in offs.items():
+            if c >= 0:
+                continue
+            lo = bounds[v][0]
+            if not isinstance(lo, ir.Const):
+                return None
+            if _lower_bound(v, lo.value, paths[k], defs) + c < 0:
+                return None
+    plan = {"updates": updates, "stores": stores, "zeroed": zero_ids, "groups": sorted(groups, key=_group_order)}
     if sum(_ops(c) for c in _copies(pf, plan, {})) > MAX_OPS:
         return None
     return plan
+
+
+def _resolve(e, defs):
+    """``e`` with the locals assigned once (at the top level, before it) replaced by their values."""
+    def sub(x):
+        return _resolve(defs[x.name], defs) if isinstance(x, ir.Var) and x.name in defs else x
+    return ir.map_expr(e, sub)
+
+
+_NEGATE = {"lt": "ge", "ge": "lt", "le": "gt", "gt": "le", "eq": "ne", "ne": "eq"}
+_FLIP = {"lt": "gt", "gt": "lt", "le": "ge", "ge": "le", "eq": "eq", "ne": "ne"}
+
+
+def _facts(cond, taken: bool):
+    """Comparisons ``(var, op, int)`` that hold where ``cond`` is ``taken`` (True/False); others are ignored."""
+    if isinstance(cond, ir.Op):
+        if cond.op == "not":
+            return _facts(cond.args[0], not taken)
+        if (cond.op == "and" and taken) or (cond.op == "or" and not taken):
+            return _facts(cond.args[0], taken) + _facts(cond.args[1], taken)
+        if cond.op in _NEGATE and len(cond.args) == 2:
+            a, b = cond.args
+            op = cond.op
+            if isinstance(a, ir.Const) and isinstance(b, ir.Var):
+                a, b, op = b, a, _FLIP[op]
+            if isinstance(a, ir.Var) and isinstance(b, ir.Const) and b.ty.is_int:
+                return [(a.name, op if taken else _NEGATE[op], b.value)]
+    return []
+
+
+def _lower_bound(v: str, lo: int, path, defs) -> int:
+    """The least value loop var ``v`` (from ``lo`` on) takes where every condition of ``path`` holds."""
+    facts = [f for cond, taken in path for f in _facts(_resolve(cond, defs), taken) if f[0] == v]
+    low = lo
+    for _, op, c in facts:
+        if op == "ge":
+            low = max(low, c)
+        elif op in ("gt",):
+            low = max(low, c + 1)
+        elif op == "eq":
+            low = max(low, c)
+    changed = True
+    while changed:               # ``i != 0`` where i >= 0: i >= 1
+        changed = False
+        for _, op, c in facts:
+            if op == "ne" and c == low:
+                low, changed = low + 1, True
+    return low
 
 
 def _group_order(g):
@@ -169,7 +268,7 @@ def _group_order(g):
 
 def _ops(stmts) -> int:
     n = 0
-    for s in stmts:
+    for s in _flat(stmts):
         for e in ir.stmt_exprs(s):
             n += sum(1 for x in ir.walk_expr(e) if isinstance(x, (ir.Op, ir.Load)))
     return n
@@ -199,37 +298,67 @@ def _plus(e, c: int):
     return ir.Op(base.ty, "add" if c > 0 else "sub", (base, ir.Const(base.ty, abs(c))))
 
 
+def _start(lo, c: int):
+    """``lo + c``, but not below 0 for a constant ``lo``: the plan proved no update lands below 0 (the
+    conditions around it keep it off), and an element at -1 would alias the last one."""
+    if isinstance(lo, ir.Const):
+        return ir.Const(lo.ty, max(0, lo.value + c))
+    return _plus(lo, c)
+
+
 def _copies(pf, plan, accs):
-    """One straight-line copy of the body per offset group, keeping that group's updates (into the
-    running sums ``accs[target]`` when given) and what they need."""
+    """One copy of the body per offset group, keeping that group's updates (into the running sums
+    ``accs[target]`` when given) and what they need, ``if``s included (their conditions evaluated, like
+    everything else, at the original iteration that adds)."""
     out = []
     for g in plan["groups"]:
         d = dict(zip(pf.vars, g))
-        copy = []
-        for k, s in enumerate(pf.body):
-            if isinstance(s, ir.Comment):
-                if g == plan["groups"][0]:       # the user's lines, echoed once per element
-                    copy.append(s)
-            elif isinstance(s, ir.Assign):
-                copy.append(replace(s, value=_shift(s.value, d)))
-            elif k in plan["updates"] and tuple(plan["updates"][k].get(v, 0) for v in pf.vars) == g:
-                idx = tuple(_shift(e, d) for e in s.idx)
-                value = _shift(s.value, d)
-                key = (s.arr, idx)
-                if key in accs:
-                    name, ty = accs[key]
-                    copy.append(ir.Assign(name, B.add(ir.Var(ty, name), B.cast(value, ty)), ty, loc=s.loc))
-                else:
-                    copy.append(replace(s, idx=idx, value=value))
+
+        def block(stmts):
+            copy = []
+            for s in stmts:
+                if isinstance(s, ir.Comment):
+                    if g == plan["groups"][0]:       # the user's lines, echoed once per element
+                        copy.append(s)
+                elif isinstance(s, ir.Assign):
+                    copy.append(replace(s, value=_shift(s.value, d)))
+                elif isinstance(s, ir.If):
+                    copy.append(replace(s, cond=_shift(s.cond, d), body=block(s.body), orelse=block(s.orelse)))
+                elif id(s) in plan["updates"] and tuple(plan["updates"][id(s)].get(v, 0) for v in pf.vars) == g:
+                    idx = tuple(_shift(e, d) for e in s.idx)
+                    value = _shift(s.value, d)
+                    key = (s.arr, idx)
+                    if key in accs:
+                        name, ty = accs[key]
+                        copy.append(ir.Assign(name, B.add(ir.Var(ty, name), B.cast(value, ty)), ty, loc=s.loc))
+                    else:
+                        copy.append(replace(s, idx=idx, value=value))
+            return copy
         roots = {n for n, _ in accs.values()}
-        out.append(_live(copy, roots))
+        out.append(_live(block(pf.body), roots))
     return out
 
 
-def _live(stmts, roots):
-    """Drop assignments nothing later in this straight-line block reads (the updates are the roots),
-    and comments left with nothing under them."""
-    live: set = set()
+def _zeroing(stmts, zero_ids):
+    """The zeroing stores of a body, inside the ``if``s around them."""
+    out = []
+    for s in stmts:
+        if isinstance(s, ir.Assign):
+            out.append(s)
+        elif isinstance(s, ir.If):
+            out.append(replace(s, body=_zeroing(s.body, zero_ids), orelse=_zeroing(s.orelse, zero_ids)))
+        elif isinstance(s, ir.Store) and id(s) in zero_ids:
+            out.append(s)
+    return _live(out, set())
+
+
+def _live(stmts, roots, live=None):
+    """Drop assignments nothing later reads (the updates are the roots), ``if``s left empty, and comments
+    left with nothing under them.  ``live``: the names read after the block (returned updated)."""
+    return _live_block(stmts, roots, set() if live is None else live)[0]
+
+
+def _live_block(stmts, roots, live):
     keep = []
     used = False                 # a statement follows, before the next comment
     for s in reversed(stmts):
@@ -241,16 +370,23 @@ def _live(stmts, roots):
         if isinstance(s, ir.Assign):
             if s.target not in live and s.target not in roots:
                 continue
-            live.discard(s.target)
+            live = live - {s.target}
             live |= ir.vars_in(s.value)
             if s.target in roots:
                 live.add(s.target)
+        elif isinstance(s, ir.If):
+            body, l1 = _live_block(s.body, roots, set(live))
+            orelse, l2 = _live_block(s.orelse, roots, set(live))
+            if not any(not isinstance(x, ir.Comment) for x in body + orelse):
+                continue
+            s = replace(s, body=body, orelse=orelse)
+            live = l1 | l2 | ir.vars_in(s.cond)
         else:
             for e in ir.stmt_exprs(s):
                 live |= ir.vars_in(e)
         keep.append(s)
         used = True
-    return keep[::-1]
+    return keep[::-1], live
 
 
 def _fresh(base, taken):
@@ -271,7 +407,7 @@ def _rewrite(pf: ir.ParFor, plan, taken, locals_, arrays):
     for g in groups:
         d = dict(zip(pf.vars, g))
         for k in plan["updates"]:
-            s = pf.body[k]
+            s = plan["stores"][k]
             if tuple(plan["updates"][k].get(v, 0) for v in pf.vars) == g:
                 key = (s.arr, tuple(_shift(e, d) for e in s.idx))
                 if key not in accs:
@@ -320,7 +456,7 @@ def _rewrite(pf: ir.ParFor, plan, taken, locals_, arrays):
         if k == len(pf.vars):
             return variant(frozenset())
         v, (lo, hi), (cmin, cmax) = pf.vars[k], pf.bounds[k], spans[pf.vars[k]]
-        return [ir.For(v, _plus(lo, cmin), _plus(hi, cmax), full(k + 1), loc=pf.loc)]
+        return [ir.For(v, _start(lo, cmin), _plus(hi, cmax), full(k + 1), loc=pf.loc)]
 
     def nest(k, inside):
         """Loops over the axes from ``k`` on inside a row where all the original iterations along the axes
@@ -329,10 +465,10 @@ def _rewrite(pf: ir.ParFor, plan, taken, locals_, arrays):
         if k == len(pf.vars):
             return variant(inside)
         v, (lo, hi), (cmin, cmax) = pf.vars[k], pf.bounds[k], spans[pf.vars[k]]
-        first, end = _plus(lo, cmin), _plus(hi, cmax)
+        first, end = _start(lo, cmin), _plus(hi, cmax)
         if v not in moving:
             return [ir.For(v, first, end, nest(k + 1, inside), loc=pf.loc)]
-        b, c = _plus(lo, cmax), _plus(hi, cmin)          # [b, c): no checks needed along v
+        b, c = _start(lo, cmax), _plus(hi, cmin)         # [b, c): no checks needed along v
         b_end = B.call("min", b, end)
         return [ir.For(v, first, b_end, nest(k + 1, inside), loc=pf.loc),
                 ir.For(v, b, c, nest(k + 1, inside | {v}), loc=pf.loc),
@@ -356,16 +492,16 @@ def _rewrite(pf: ir.ParFor, plan, taken, locals_, arrays):
                                  loc=pf.loc))
         body = [head, ir.If(inner, inner_body, pre + full(1), loc=pf.loc)]
     note = "gather form" + (f"; {pf.reverse_note}" if pf.reverse_note else "")
-    out = [ir.ParFor((v0,), ((_plus(lo0, cmin0), _plus(hi0, cmax0)),), body, note, loc=pf.loc, serial_twin=False)]
+    out = [ir.ParFor((v0,), ((_start(lo0, cmin0), _plus(hi0, cmax0)),), body, note, loc=pf.loc, serial_twin=False)]
     if plan["zeroed"]:
-        zeros = [pf.body[k] for k in plan["zeroed"]]
+        zeros = _zeroing(pf.body, plan["zeroed"])
         out.append(replace(pf, body=[ir.Comment("the seeds read above, zeroed once every iteration has read them",
                                                 loc=pf.loc)] + zeros, reverse_note=""))
     return out
 
 
 def _var_type(pf, v, lo):
-    for s in pf.body:
+    for s in _flat(pf.body):
         for e in ir.stmt_exprs(s):
             for x in ir.walk_expr(e):
                 if isinstance(x, ir.Var) and x.name == v:
