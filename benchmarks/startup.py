@@ -165,7 +165,8 @@ def launch_case(quick: bool) -> Case:
              "difsci kernel.adjoint(...)": ds_adjoint, "numba serial fn": serial_direct}
     try:   # internal API, for diagnosis only: the numba function difsci generated, called directly
         add_one(x, y)
-        gen = add_one._last.compiled("cpu")[0]
+        built = add_one._last._compiled      # the build this launch used (1 element: the serial one)
+        gen = add_one._last.compiled("cpu:small" if "cpu:small" in built else "cpu")[0]
 
         def gen_direct():
             gen(x0, ys["gen"])

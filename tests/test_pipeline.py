@@ -74,7 +74,9 @@ CACHE_SCRIPT = textwrap.dedent("""
     t1 = time.perf_counter()
     G.saxpy(x, y, out, 2.0)
     t2 = time.perf_counter()
-    disp = G.saxpy._last.compiled("cpu")[0]
+    (variant,) = G.saxpy._last._compiled      # 1000 elements: the serial build (backends/small.py)
+    assert variant == "cpu:small", variant
+    disp = G.saxpy._last.compiled(variant)[0]
     assert np.allclose(out, 2 * x + 1)
     print(f"{t2 - t1:.4f} {len(disp.stats.cache_hits)} {len(disp.stats.cache_misses)}")
 """)

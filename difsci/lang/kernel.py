@@ -188,11 +188,13 @@ class _Spec:
             from ..config import check_cuda
             check_cuda()
         backend = config.variant()
-        call, _, locmap = (self.compiled(backend) if fn is self.fn else self._adjoint_compiled(fn, backend))
         rt = [conv(v) for conv, v in zip(self.convs, args) if conv is not None]
         if self.vector_args:   # a vector or matrix argument is passed as its components
             rt = [c for r in rt for c in (r if isinstance(r, tuple) else (r,))]
         rt += extra
+        if backend == "cpu" and _small(fn, rt):
+            backend = "cpu:small"      # every parallel loop would run serially: the serial build
+        call, _, locmap = (self.compiled(backend) if fn is self.fn else self._adjoint_compiled(fn, backend))
         try:
             call(*rt)
         except Exception as e:  # numba compile errors surface on the first call
@@ -218,6 +220,15 @@ class _Spec:
                     cache[backend] = load(fn, backend)
                 return cache[backend]
         raise errors.InternalCompilerError("launch", "unknown adjoint")
+
+
+def _small(fn, rt) -> bool:
+    """Whether this launch's parallel loops all run serially (backends/small.py)."""
+    pred = getattr(fn, "_small_pred", False)
+    if pred is False:
+        from .compiler import small_predicate
+        pred = small_predicate(fn)
+    return pred is not None and pred(*rt)
 
 
 def _fast_key(v):
@@ -372,21 +383,31 @@ class AdjointKernel:
         if hit is None or hit[1] is None or hit[0] is not spec or config.backend == "cuda":
             return False
         spec, fn = hit
-        call, _, locmap = spec._adjoint_compiled(fn, config.variant())
+        variant = config.variant()
         convs = [(i, c) for i, c in enumerate(spec.convs) if c is not None]
         bars = [(i, spec.convs[i]) for i in fn.active_params]
         vec, name = spec.vector_args, self.kernel.src.name
+        small = None
+        if variant == "cpu":
+            from .compiler import small_predicate
+            small = small_predicate(fn)
+        builds: dict = {}           # variant -> (call, locmap), compiled when first used
 
         def run(args):
             rt = [c(args[i]) for i, c in convs]
             if vec:
                 rt = [c for r in rt for c in (r if isinstance(r, tuple) else (r,))]
             rt += [c(args[i]._grad) for i, c in bars]
+            v = "cpu:small" if small is not None and small(*rt) else variant
+            b = builds.get(v)
+            if b is None:
+                call, _, locmap = spec._adjoint_compiled(fn, v)
+                b = builds[v] = (call, locmap)
             try:
-                call(*rt)
+                b[0](*rt)
             except Exception as e:  # noqa: BLE001
                 try:
-                    _reraise(e, fn, locmap, name)
+                    _reraise(e, fn, b[1], name)
                 except (errors.DifsciError, TypeError, ValueError) as u:
                     raise errors.user_facing(u) from None
         return run

@@ -43,6 +43,7 @@ from ..backends.racefree import disjoint, race_free_arrays, split_const
 ENABLED = True
 MAX_GROUPS = 27        # a 3-D 27-point stencil
 MAX_OPS = 400          # operations summed over the recomputed copies
+TWO_COPIES = True      # 2-D: the edge columns of the middle rows share the edge rows' checked copy (_two_copies)
 
 
 def gather(fn: ir.Function) -> ir.Function:
@@ -490,7 +491,10 @@ def _rewrite(pf: ir.ParFor, plan, taken, locals_, arrays):
             pre.append(ir.Assign(row_ok[off], B.logical("and", B.compare("ge", var[v0], _plus(lo0, off)),
                                                         B.compare("lt", var[v0], _plus(hi0, off))), T.boolean,
                                  loc=pf.loc))
-        body = [head, ir.If(inner, inner_body, pre + full(1), loc=pf.loc)]
+        if TWO_COPIES and len(pf.vars) == 2 and pf.vars[1] in moving:
+            body = [head] + pre + _two_copies(pf, inner, spans, var, variant, taken, locals_)
+        else:
+            body = [head, ir.If(inner, inner_body, pre + full(1), loc=pf.loc)]
     note = "gather form" + (f"; {pf.reverse_note}" if pf.reverse_note else "")
     out = [ir.ParFor((v0,), ((_start(lo0, cmin0), _plus(hi0, cmax0)),), body, note, loc=pf.loc, serial_twin=False)]
     if plan["zeroed"]:
@@ -498,6 +502,40 @@ def _rewrite(pf: ir.ParFor, plan, taken, locals_, arrays):
         out.append(replace(pf, body=[ir.Comment("the seeds read above, zeroed once every iteration has read them",
                                                 loc=pf.loc)] + zeros, reverse_note=""))
     return out
+
+
+def _two_copies(pf, mid_row, spans, var, variant, taken, locals_):
+    """A 2-D gathered row as two copies of the body (each copy costs numba ~0.5-1 s to compile with
+    ``parallel=True``; the edges of the middle rows and the edge rows share one):
+
+    * one loop over the elements that need checks -- in a middle row its two edge runs of columns,
+      in an edge row every column -- with every offset's iteration checked;
+    * in a middle row, one loop over the middle columns with no checks (vectorised).
+    """
+    v1 = pf.vars[1]
+    (lo1, hi1), (cmin1, cmax1) = pf.bounds[1], spans[v1]
+    ty = var[v1].ty
+    first, end = _start(lo1, cmin1), _plus(hi1, cmax1)
+    b, c = _start(lo1, cmax1), _plus(hi1, cmin1)          # [b, c): no checks needed along v1
+    b_end = B.call("min", b, end)
+    r0 = B.call("max", c, b_end)                          # the right edge run starts here
+    names = {k: _fresh(k, taken) for k in ("_mid", "_nl", "_r", "_e")}
+    for k, t in (("_mid", T.boolean), ("_nl", ty), ("_r", ty), ("_e", ty)):
+        locals_[names[k]] = t
+    mid, nl, e = (ir.Var(T.boolean, names["_mid"]), ir.Var(ty, names["_nl"]), ir.Var(ty, names["_e"]))
+    r_start, r0 = r0, ir.Var(ty, names["_r"])
+    n_mid = B.add(nl, B.call("max", B.sub(end, r0), B.const(0)))
+    n_all = B.sub(end, first)
+    j = B.select(B.logical("and", mid, B.compare("ge", e, nl)), B.add(r0, B.sub(e, nl)), B.add(first, e))
+    checked = ir.For(names["_e"], ir.Const(ty, 0), B.select(mid, n_mid, n_all),
+                     [ir.Assign(v1, j, ty, loc=pf.loc)] + variant(frozenset()), loc=pf.loc)
+    return [ir.Assign(names["_mid"], mid_row, T.boolean, loc=pf.loc),
+            ir.Comment(f"checked: in a middle row ({names['_mid']}) the {names['_nl']} columns on the left and "
+                       f"those from {names['_r']} on; in an edge row every column", loc=pf.loc),
+            ir.Assign(names["_nl"], B.sub(b_end, first), ty, loc=pf.loc),
+            ir.Assign(names["_r"], r_start, ty, loc=pf.loc),
+            checked,
+            ir.If(mid, [ir.For(v1, b, c, variant(frozenset(pf.vars)), loc=pf.loc)], [], loc=pf.loc)]
 
 
 def _var_type(pf, v, lo):
