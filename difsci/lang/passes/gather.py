@@ -43,7 +43,10 @@ from ..backends.racefree import disjoint, race_free_arrays, split_const
 ENABLED = True
 MAX_GROUPS = 27        # a 3-D 27-point stencil
 MAX_OPS = 400          # operations summed over the recomputed copies
-TWO_COPIES = True      # 2-D: the edge columns of the middle rows share the edge rows' checked copy (_two_copies)
+# 2-D bodies with branches: the edge columns of the middle rows share the edge rows' checked copy
+# (_two_copies).  Straight-line bodies keep four copies: two copies compile 25% faster (wave adjoint
+# 3.1 -> 2.4 s) but ran 6-10% slower on two threads in the wave benchmark (measured A/B, same machine)
+TWO_COPIES = True
 
 
 def gather(fn: ir.Function) -> ir.Function:
@@ -491,7 +494,8 @@ def _rewrite(pf: ir.ParFor, plan, taken, locals_, arrays):
             pre.append(ir.Assign(row_ok[off], B.logical("and", B.compare("ge", var[v0], _plus(lo0, off)),
                                                         B.compare("lt", var[v0], _plus(hi0, off))), T.boolean,
                                  loc=pf.loc))
-        if TWO_COPIES and len(pf.vars) == 2 and pf.vars[1] in moving:
+        branchy = any(isinstance(x, ir.If) for x in _flat(pf.body))
+        if TWO_COPIES and branchy and len(pf.vars) == 2 and pf.vars[1] in moving:
             body = [head] + pre + _two_copies(pf, inner, spans, var, variant, taken, locals_)
         else:
             body = [head, ir.If(inner, inner_body, pre + full(1), loc=pf.loc)]
