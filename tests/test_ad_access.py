@@ -395,3 +395,60 @@ def test_matmul_access_rules(py_backend):
     assert_at(err, matmul_then_overwrite, "# MARK", "`a[i, 0]` is overwritten")
     err = adjoint_error(read_then_matmul, a, b, out, ds.zeros(3, requires_grad=True))
     assert_at(err, read_then_matmul, "# MARK", "`out` is accumulated into (ds.matmul) after it was read")
+
+
+# ------------------------------------------------- races inside one parallel loop
+@ds.kernel
+def set_and_shifted_add(x: ds.f64[:, :], y: ds.f64[:, :]):
+    for i, j in ds.ndrange(x.shape[0], (1, x.shape[1])):
+        if j > 1:
+            s = 0.3 * x[i, j - 1]
+            y[i, j] += s
+            y[i, j - 1] += 0.1 * s
+        else:
+            y[i, j] = 0.5 * x[i, j]  # MARK
+
+
+@ds.kernel
+def two_sets_one_element(x: ds.f64[:], y: ds.f64[:]):
+    for i in range(1, x.shape[0]):
+        y[i] = x[i]                 # MARK
+        y[i - 1] = 2.0 * x[i]
+
+
+def test_race_between_iterations_of_a_parallel_loop(py_backend):
+    """Iteration (i, 1) overwrites y[i, 1], iteration (i, 2) adds to it: the forward's result (and the
+    gradient) depend on the order; found by the random-stencil test, whose finite differences disagreed."""
+    err = adjoint_error(set_and_shifted_add, ds.array(RNG.uniform(-1, 1, (3, 4)), requires_grad=True),
+                        ds.zeros((3, 4), requires_grad=True))
+    assert_at(err, set_and_shifted_add, "# MARK", "the result depends on the order the iterations run in")
+    err = adjoint_error(two_sets_one_element, arr(4), arr(4))
+    assert_at(err, two_sets_one_element, "# MARK", "is overwritten")
+
+
+@ds.kernel
+def same_element_set_then_add(x: ds.f64[:], y: ds.f64[:], perm: ds.i32[:], z: ds.f64[:]):
+    for i in range(x.shape[0]):
+        y[i] = x[i] * x[i]
+        y[i] += 1.0                 # the same element, the same iteration
+        z[perm[i]] = 3.0 * x[i]     # through an index array: not judged (a permutation is fine)
+
+
+@ds.kernel
+def sumsq_into(y: ds.f64[:], out: ds.f64[()]):
+    for i in range(y.shape[0]):
+        out[None] += y[i] * y[i]
+
+
+def test_set_and_add_of_one_iterations_element_and_permutations_are_legal(py_backend):
+    perm = np.array([2, 0, 3, 1], dtype=np.int32)
+
+    def loss(x):
+        y = ds.zeros(4, requires_grad=True)
+        z = ds.zeros(4, requires_grad=True)
+        same_element_set_then_add(x, y, perm, z)
+        out = ds.zeros((), requires_grad=True)
+        sumsq_into(y, out)
+        sumsq_into(z, out)
+        return out
+    tape_check(loss, {"x": RNG.uniform(-1, 1, 4)})

@@ -506,7 +506,8 @@ def stencils(draw):
     if draw(st.booleans()):
         lines.append(f"s = s * x[i, j] + {draw(st.sampled_from(FS)).format('s')}")
     lines.append("y[i, j] = s")
-    if draw(st.booleans()):       # a scatter of the forward itself
+    scatter = draw(st.booleans())
+    if scatter:                   # a scatter of the forward itself
         a, b = draw(st.sampled_from(offs))
         lines.append(f"y[i{a:+d}, j{b:+d}] += 0.1 * s".replace("+0", "").replace("-0", ""))
         lines[-2] = "y[i, j] += s"
@@ -514,7 +515,9 @@ def stencils(draw):
         cond = draw(st.sampled_from(GUARDS))
         lines = [f"if {cond}:"] + ["    " + ln for ln in lines]
         if draw(st.booleans()):
-            lines += ["else:", "    y[i, j] = 0.5 * x[i, j]"]
+            # `+=` where the forward scatters too: mixing `=` and `+=` on one element from two
+            # iterations of a parallel loop is a race, whose result (and gradient) depends on the order
+            lines += ["else:", f"    y[i, j] {'+=' if scatter else '='} 0.5 * x[i, j]"]
     body = "\n".join("        " + ln for ln in lines)
     shape = (draw(st.integers(3, 7)), draw(st.integers(3, 7)))   # x[-2] must exist
     return STENCIL.format(lo0=lo0, lo1=lo1, m0=m0, m1=m1, body=body), shape

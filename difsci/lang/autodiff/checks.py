@@ -11,6 +11,14 @@ into again.  Two patterns are caught at compile time:
 
 Time-axis updates (``x[t + 1, i] = f(x[t, i])``) and ``+=`` accumulation
 followed by reads stay legal.
+
+A third check is about parallel loops: an element one iteration overwrites
+(``y[i, j] = ...``) while another iteration updates it (``y[i, j - 1] += ...``)
+is a race, whose result depends on the order the iterations run in, and so
+would its gradient.  Caught where both indices are ``loop var + constant`` (or
+the same loop-invariant expression) on every axis; scatters through index
+arrays (``y[perm[i]] = ...``) cannot be told apart from permutations and stay
+legal.
 """
 from __future__ import annotations
 
@@ -27,6 +35,7 @@ def check_access(fn: ir.Function) -> None:
     try:
         _straight(fn, fn.body, {})
         _loops(fn, fn.body)
+        _races(fn)
     finally:
         _canon = None
 
@@ -111,6 +120,49 @@ def _loops(fn, stmts):
                 if not any(ir.vars_in(i) & varying for i in _key(x.idx)):
                     _fail(fn, x, "overwritten in a later iteration" if x.mode == "set"
                           else "accumulated into in a later iteration")
+
+
+def _races(fn):
+    from ..backends.racefree import split_const
+    for pf in ir.walk_stmts(fn.body):
+        if not isinstance(pf, ir.ParFor):
+            continue
+        loopvars = set(pf.vars)
+        varying = ir.assigned_vars(pf.body) | loopvars
+
+        def axes(idx):
+            """Per axis (loop var, constant) or ("=", expression) when invariant; None otherwise."""
+            out = []
+            for e in idx:
+                base, c = split_const(e)
+                if isinstance(base, ir.Var) and base.name in loopvars:
+                    out.append((base.name, c))
+                elif not (ir.vars_in(e) & varying) and not ir.loads_in(e):
+                    out.append(("=", e))
+                else:
+                    return None
+            return out
+
+        stores = [x for x in ir.walk_stmts(pf.body) if isinstance(x, ir.Store)]
+        for st in stores:
+            if st.mode != "set" or (a := axes(_key(st.idx))) is None:
+                continue
+            for x in stores:
+                if x is st or x.arr != st.arr or (b := axes(_key(x.idx))) is None or len(a) != len(b):
+                    continue
+                # the same loop var on every axis (or the same invariant), some axis at another offset:
+                # the element one iteration writes is the one another iteration updates
+                if all(p[0] == q[0] and (p[0] != "=" or p[1] == q[1]) for p, q in zip(a, b)) and a != b:
+                    from ..backends.python_source import Printer
+                    pr = Printer()
+                    ia = ", ".join(pr.expr(i) for i in st.idx)
+                    ib = ", ".join(pr.expr(i) for i in x.idx)
+                    verb = "overwritten" if x.mode == "set" else "updated"
+                    raise AutodiffError(
+                        f"`{st.arr}[{ia}]` is overwritten by one iteration of a parallel loop while another "
+                        f"iteration's `{st.arr}[{ib}]` is {verb}: the result depends on the order the "
+                        "iterations run in, and so would the gradient", st.loc,
+                        "accumulate with `+=` in both places, or write the two to different arrays", fn.name)
 
 
 def _varying(loop) -> set:
