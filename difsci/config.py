@@ -14,11 +14,19 @@ class _Config:
         self.debug = False
         self.deterministic = False
 
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        object.__setattr__(self, "_variant", None)      # recomputed on the next launch
 
     def variant(self) -> str:
-        """The backend plus the flags that change generated code (a compile-cache key)."""
-        flags = [f for f, on in (("deterministic", self.deterministic), ("debug", self.debug)) if on]
-        return ":".join([self.backend] + flags)
+        """The backend plus the flags that change generated code (a compile-cache key).  Asked for on
+        every launch: kept until a setting changes."""
+        v = self._variant
+        if v is None:
+            flags = [f for f, on in (("deterministic", self.deterministic), ("debug", self.debug)) if on]
+            v = ":".join([self.backend] + flags)
+            object.__setattr__(self, "_variant", v)
+        return v
 
 
 config = _Config()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .array import Array
+from .config import config
 from .errors import AutodiffError
 
 _stack: list = []
@@ -38,7 +39,6 @@ class Tape:
 
     def validating(self) -> bool:
         """Check the access rule at run time (``validate=True`` or ``ds.init(debug=True)``)?"""
-        from .config import config
         return self.validate or config.debug
 
     def validated_launch(self, kernel, args, spec) -> None:
