@@ -23,13 +23,18 @@ Before::                                    After::
                                                 for i, j in ndrange((1, n-1), (1, m-1)):
                                                     h_bar[t + 1, i, j] = 0.0
 
-Applied only where it is provably equivalent: a straight-line body (locals,
-``+=`` updates, and the adjoint's "read the seed, then zero it" pairs);
+Applied only where it is provably equivalent: a body of locals, ``+=``
+updates, the adjoint's "read the seed, then zero it" pairs and ``if``/``else``
+(each offset's copy keeps the ``if``s, evaluated at the iteration that adds);
 every update index is ``loop var + constant`` or loop-invariant on each axis;
-no element the loop updates or zeroes is read at another index (the checks in
-:func:`_plan`).  Anything else keeps the scatter form.  Applied only where it
-pays: some update would otherwise need atomics or phases, and the
+no element the loop updates or zeroes is read at another index; no update can
+land below index 0, by the loop's start or the conditions around it (the
+checks in :func:`_plan`).  Anything else keeps the scatter form.  Applied only
+where it pays: some update would otherwise need atomics or phases, and the
 recomputation stays small (``MAX_GROUPS`` offsets, ``MAX_OPS`` operations).
+
+In a ``ds.serial`` loop, the zeroing loop a gathered loop leaves behind runs
+inside the next step's gathered loop instead (:func:`_time_loop`).
 """
 from __future__ import annotations
 
