@@ -534,11 +534,6 @@ def test_random_stencils_gather_equals_scatter(case, seed, tmp_path_factory):
     an ``if``):
     the gathered adjoint equals the scatter form and finite differences, wherever the pass applies."""
     src, shape = case
-    d = tmp_path_factory.getbasetemp() / "gather_random"
-    d.mkdir(exist_ok=True)
-    _gen[0] += 1
-    mods = {w: load_kernels(d, src, f"_gather_rand_{w}_{_gen[0]}") for w in ("on", "off")}
-    x = np.random.default_rng(seed).standard_normal(shape)
 
     def build(m, x):
         y = ds.zeros(shape, requires_grad=True)
@@ -547,12 +542,23 @@ def test_random_stencils_gather_equals_scatter(case, seed, tmp_path_factory):
         m.loss2(y, out)
         return out
 
+    _random_case(tmp_path_factory, "gather_random", src, shape, build, "x", seed)
+
+
+def _random_case(tmp_path_factory, tag, src, shape, build, name, seed):
+    """Compile ``src`` with the pass on and off; ``build(module, **{name: input})`` gives the loss: the
+    gradients agree, and the gathered one matches finite differences (the kernel printed on failure)."""
+    d = tmp_path_factory.getbasetemp() / tag
+    d.mkdir(exist_ok=True)
+    _gen[0] += 1
+    mods = {w: load_kernels(d, src, f"_{tag}_{w}_{_gen[0]}") for w in ("on", "off")}
+    inputs = {name: np.random.default_rng(seed).standard_normal(shape)}
     with using("python"):
         try:
-            (l1, g1), (l0, g0) = _run(mods, "on", build, {"x": x}), _run(mods, "off", build, {"x": x})
-            np.testing.assert_allclose(g1["x"], g0["x"], rtol=1e-12, atol=1e-12)
+            (l1, g1), (l0, g0) = _run(mods, "on", build, inputs), _run(mods, "off", build, inputs)
+            np.testing.assert_allclose(g1[name], g0[name], rtol=1e-12, atol=1e-12)
             assert l1 == l0
-            tape_check(lambda **a: build(mods["on"], **a), {"x": x}, ndirs=1, expect_nonzero=False)
+            tape_check(lambda **a: build(mods["on"], **a), inputs, ndirs=1, expect_nonzero=False)
         except AssertionError as e:
             raise AssertionError(f"{e}\n--- kernel ---\n{src}\nshape {shape}") from None
 
@@ -609,11 +615,6 @@ def test_random_time_loop_stencils_gather_equals_scatter(case, seed, tmp_path_fa
     """Random stencils stepped in a ds.serial loop, where each step's seeds are zeroed a step late: the
     adjoint equals the scatter form (pass off) and finite differences."""
     src, shape = case
-    d = tmp_path_factory.getbasetemp() / "gather_random_time"
-    d.mkdir(exist_ok=True)
-    _gen[0] += 1
-    mods = {w: load_kernels(d, src, f"_gather_time_{w}_{_gen[0]}") for w in ("on", "off")}
-    h = np.random.default_rng(seed).standard_normal(shape)
 
     def build(m, h):
         acc = ds.zeros((), requires_grad=True)
@@ -622,11 +623,4 @@ def test_random_time_loop_stencils_gather_equals_scatter(case, seed, tmp_path_fa
         m.loss3(h, acc, out)
         return out
 
-    with using("python"):
-        try:
-            (l1, g1), (l0, g0) = _run(mods, "on", build, {"h": h}), _run(mods, "off", build, {"h": h})
-            np.testing.assert_allclose(g1["h"], g0["h"], rtol=1e-12, atol=1e-12)
-            assert l1 == l0
-            tape_check(lambda **a: build(mods["on"], **a), {"h": h}, ndirs=1, expect_nonzero=False)
-        except AssertionError as e:
-            raise AssertionError(f"{e}\n--- kernel ---\n{src}\nshape {shape}") from None
+    _random_case(tmp_path_factory, "gather_time", src, shape, build, "h", seed)

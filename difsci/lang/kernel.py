@@ -223,7 +223,8 @@ class _Spec:
 
 
 def _small(fn, rt) -> bool:
-    """Whether this launch's parallel loops all run serially (backends/small.py)."""
+    """Whether this launch's parallel loops all run serially (backends/small.py).  The predicate is kept
+    on ``fn`` by compiler.small_predicate; read here directly, without the import, on every launch."""
     pred = getattr(fn, "_small_pred", False)
     if pred is False:
         from .compiler import small_predicate
@@ -387,10 +388,6 @@ class AdjointKernel:
         convs = [(i, c) for i, c in enumerate(spec.convs) if c is not None]
         bars = [(i, spec.convs[i]) for i in fn.active_params]
         vec, name = spec.vector_args, self.kernel.src.name
-        small = None
-        if variant == "cpu":
-            from .compiler import small_predicate
-            small = small_predicate(fn)
         builds: dict = {}           # variant -> (call, locmap), compiled when first used
 
         def run(args):
@@ -398,7 +395,7 @@ class AdjointKernel:
             if vec:
                 rt = [c for r in rt for c in (r if isinstance(r, tuple) else (r,))]
             rt += [c(args[i]._grad) for i, c in bars]
-            v = "cpu:small" if small is not None and small(*rt) else variant
+            v = "cpu:small" if variant == "cpu" and _small(fn, rt) else variant
             b = builds.get(v)
             if b is None:
                 call, _, locmap = spec._adjoint_compiled(fn, v)

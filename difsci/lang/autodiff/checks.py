@@ -143,12 +143,12 @@ def _races(fn):
                     return None
             return out
 
-        stores = [x for x in ir.walk_stmts(pf.body) if isinstance(x, ir.Store)]
-        for st in stores:
-            if st.mode != "set" or (a := axes(_key(st.idx))) is None:
+        stores = [(x, axes(_key(x.idx))) for x in ir.walk_stmts(pf.body) if isinstance(x, ir.Store)]
+        for st, a in stores:
+            if st.mode != "set" or a is None:
                 continue
-            for x in stores:
-                if x is st or x.arr != st.arr or (b := axes(_key(x.idx))) is None or len(a) != len(b):
+            for x, b in stores:
+                if x is st or x.arr != st.arr or b is None or len(a) != len(b):
                     continue
                 # the same loop var on every axis (or the same invariant), some axis at another offset:
                 # the element one iteration writes is the one another iteration updates
