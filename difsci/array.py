@@ -6,9 +6,14 @@ of 64 ``vec2`` is a numpy array of shape ``(64, 2)`` whose logical shape is
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from .lang import types as T
+
+# zero_grad of a gradient at least this big (elements) that nothing else can see only marks it zero
+LAZY_ZERO = 1 << 18
 
 
 def _elem_of(dtype):
@@ -20,13 +25,14 @@ def _elem_of(dtype):
 class Array:
     """A difsci array (API.md §2).  ``data`` is the numpy storage."""
 
-    __slots__ = ("data", "elem", "requires_grad", "_grad", "device", "__weakref__")
+    __slots__ = ("data", "elem", "requires_grad", "_grad", "device", "_pending", "__weakref__")
 
     def __init__(self, data: np.ndarray, elem, requires_grad: bool = False, grad: "Array | None" = None,
                  device: str = "cpu"):
         self.data = data
         self.elem = elem
         self.device = device
+        self._pending = False     # a gradient buffer zeroed lazily: logically zero, whatever it holds
         if requires_grad and not elem.scalar.is_float:
             raise TypeError(f"only floating arrays carry gradients; this array holds {elem.scalar}")
         self.requires_grad = bool(requires_grad)
@@ -37,7 +43,16 @@ class Array:
     # --- numpy-like surface -------------------------------------------------
     @property
     def grad(self) -> "Array | None":
-        return self._grad
+        g = self._grad
+        if g is not None and g._pending:
+            g._materialize()
+        return g
+
+    def _materialize(self) -> None:
+        """Write the zeros a lazy ``zero_grad`` left pending."""
+        from .lang.backends.cpu_fill import fill
+        fill(self.data, 0)
+        self._pending = False
 
     @property
     def shape(self) -> tuple:
@@ -85,7 +100,7 @@ class Array:
                                                     and hasattr(view, "copy_to_host"))
         if not is_view or view.ndim < ne:
             raise IndexError("indexing a ds.Array gives a view; use .numpy()[...] to read elements")
-        g = Array(self._grad.data[idx], self.elem, device=self.device) if self._grad is not None else None
+        g = Array(self.grad.data[idx], self.elem, device=self.device) if self._grad is not None else None
         return Array(view, self.elem, self.requires_grad, g, self.device)
 
     def fill(self, value) -> "Array":
@@ -98,8 +113,16 @@ class Array:
         return self
 
     def zero_grad(self) -> None:
-        if self._grad is not None:
-            self._grad.fill(0)
+        """Zero ``.grad``.  A big CPU gradient that no one else holds (no other reference to its ``ds.Array``
+        nor to its buffer, views included) is only marked zero: the next reader of ``.grad`` writes the
+        zeros, and a ``ds.serial`` adjoint that can zero it as it goes takes it as it is (passes/fresh.py:
+        the wave benchmark's 32 MiB ``h.grad`` is never written twice)."""
+        if self._grad is None or self._grad._pending:
+            return
+        if self.device == "cpu" and _unshared_big(self):
+            self._grad._pending = True
+            return
+        self._grad.fill(0)
 
     def to(self, device: str) -> "Array":
         if device == self.device:
@@ -115,10 +138,31 @@ class Array:
     def copy(self) -> "Array":
         if self.device != "cpu":
             from .lang.backends import devices
-            g = Array(devices.copy(self._grad.data), self.elem, device=self.device) if self._grad is not None else None
+            g = Array(devices.copy(self.grad.data), self.elem, device=self.device) if self._grad is not None else None
             return Array(devices.copy(self.data), self.elem, self.requires_grad, g, self.device)
-        g = Array(self._grad.data.copy(), self.elem) if self._grad is not None else None
+        g = Array(self.grad.data.copy(), self.elem) if self._grad is not None else None
         return Array(self.data.copy(), self.elem, self.requires_grad, g, self.device)
+
+
+def _unshared_big(a: Array) -> bool:
+    """Whether ``a.grad`` is a big buffer of its own that nothing but ``a`` refers to (no local of the
+    caller may hold the gradient or its buffer: they would count)."""
+    d = a._grad.data
+    if type(d) is not np.ndarray or d.size < LAZY_ZERO or d.base is not None:
+        return False
+    del d
+    return _refs(a) == _UNSHARED
+
+
+def _refs(a: Array) -> tuple:
+    """Reference counts of ``a``'s gradient ``ds.Array`` and of its buffer, as seen from here."""
+    g = a._grad
+    d = g.data
+    return sys.getrefcount(g), sys.getrefcount(d)
+
+
+# the counts when nothing but ``a`` holds them (measured, not assumed: interpreters count differently)
+_UNSHARED = _refs(Array(np.zeros(1), T.f64, True, Array(np.zeros(1), T.f64)))
 
 
 def array(a, dtype=None, requires_grad: bool = False, device: str | None = None) -> Array:

@@ -624,3 +624,69 @@ def test_random_time_loop_stencils_gather_equals_scatter(case, seed, tmp_path_fa
         return out
 
     _random_case(tmp_path_factory, "gather_time", src, shape, build, "h", seed)
+
+
+@settings(max_examples=20, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(case=time_stencils(), seed=st.integers(0, 100))
+def test_random_time_loop_stencils_lazily_zeroed_gradient(case, seed, tmp_path_factory):
+    """The same random stencils, backward twice from a gradient full of garbage that ``zero_grad`` only
+    marked zero (the adjoint zeroes it at each slice's first touch, passes/fresh.py): bit for bit the
+    gradients an eager ``zero_grad`` gives."""
+    import sys
+    arr = sys.modules["difsci.array"]
+    src, shape = case
+    # the loss on the last slice, in the same kernel: its adjoint is the first to touch h.grad
+    head = "def sim(h: ds.f64[:, :, :], acc: ds.f64[()]):"
+    assert head in src and "\n\n\n@ds.kernel\ndef loss3" in src
+    src = src.replace(head, "def sim(h: ds.f64[:, :, :], acc: ds.f64[()], out: ds.f64[()]):")
+    src = src.replace("\n\n\n@ds.kernel\ndef loss3", (
+        "\n    for i, j in ds.ndrange(h.shape[1], h.shape[2]):\n"
+        "        out[None] += ds.sin(h[h.shape[0] - 1, i, j]) + 0.5 * h[h.shape[0] - 1, i, j] ** 2 + acc[None]"
+        "\n\n\n@ds.kernel\ndef loss3"), 1)
+    d = tmp_path_factory.getbasetemp() / "gather_fresh"
+    d.mkdir(exist_ok=True)
+    _gen[0] += 1
+    m = load_kernels(d, src, f"_gather_fresh_{_gen[0]}")
+    h0 = np.random.default_rng(seed).standard_normal(shape)
+
+    def grads(threshold):
+        old, arr.LAZY_ZERO = arr.LAZY_ZERO, threshold
+        rng = np.random.default_rng(seed + 1)
+        try:
+            h = ds.array(h0, requires_grad=True)
+            acc, out = ds.zeros((), requires_grad=True), ds.zeros((), requires_grad=True)
+            res = []
+            for _ in range(2):
+                h.numpy()[...] = h0
+                h.grad.numpy()[...] = rng.standard_normal(shape)
+                for a in (h, acc, out):
+                    a.zero_grad()
+                acc.fill(0.0)
+                out.fill(0.0)
+                with ds.Tape() as tape:
+                    m.sim(h, acc, out)
+                tape.backward(out)
+                res.append(h.grad.numpy().copy())
+            return res
+        finally:
+            arr.LAZY_ZERO = old
+
+    with using("python"):
+        want, got = grads(1 << 62), grads(1)
+    try:
+        for w, g in zip(want, got):
+            np.testing.assert_array_equal(g, w)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n--- kernel ---\n{src}\nshape {shape}") from None
+    _fresh_used.append(bool(m.sim._last._fresh))
+
+
+_fresh_used: list = []
+
+
+def test_random_lazily_zeroed_cases_used_the_variant():
+    """Not vacuous: most of the random cases above ran the variant that zeroes at first touch."""
+    if not _fresh_used:
+        pytest.skip("runs after test_random_time_loop_stencils_lazily_zeroed_gradient")
+    assert sum(_fresh_used) >= len(_fresh_used) // 2, _fresh_used

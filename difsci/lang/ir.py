@@ -194,6 +194,7 @@ class Function:
     is_kernel: bool = True
     origin: Loc | None = None
     header: str = ""
+    fresh: frozenset = frozenset()   # (adjoints) gradient arrays zero at entry whatever they hold: passes/fresh.py
 
     def arrays(self) -> dict:
         return {n: t for n, t in self.params if isinstance(t, ArrayInfo)}

@@ -170,6 +170,7 @@ class _Spec:
         self.types = types
         self._compiled = {}
         self._adjoints = {}
+        self._fresh = {}          # (id(adjoint IR), gradient arrays zero at entry) -> [variant IR, compiled]
         self.reads, self.writes = _access_sets(fn)
         self.convs = [_converter(t, f"kernel `{kernel.src.name}`, parameter `{p}`")
                       for p, t in zip(kernel.src.params, types)]
@@ -212,8 +213,32 @@ class _Spec:
             a[0].active_params = tuple(self.kernel.src.params.index(p) for p in active)
         return a
 
+    def fresh_adjoint(self, fn, grads):
+        """(adjoint to run, gradients it takes as zero) for a launch of the adjoint ``fn`` whose gradient
+        buffers ``grads`` (in ``fn.active_params`` order) are partly pending zero (``Array.zero_grad``).
+        Those that a variant of the adjoint zeroes as it goes (passes/fresh.py) go to it as they are;
+        the others get their zeros written now."""
+        from .passes.fresh import bar_params, takes_fresh
+        names = bar_params(fn)
+        pending = [(n, g) for n, g in zip(names, grads) if g._pending]
+        ok = takes_fresh(fn) if len({id(g) for g in grads}) == len(grads) else frozenset()
+        taken = [(n, g) for n, g in pending if n in ok]
+        for n, g in pending:
+            if n not in ok:
+                g._materialize()
+        if not taken:
+            return fn, ()
+        key = (id(fn), frozenset(n for n, _ in taken))
+        hit = self._fresh.get(key)
+        if hit is None:
+            from dataclasses import replace as _replace
+            v = _replace(fn, fresh=key[1])
+            v.active_params, v.scratch = fn.active_params, getattr(fn, "scratch", ())
+            hit = self._fresh[key] = [v, {}]
+        return hit[0], tuple(g for _, g in taken)
+
     def _adjoint_compiled(self, fn, backend):
-        for ir_fn, cache in self._adjoints.values():
+        for ir_fn, cache in list(self._adjoints.values()) + list(self._fresh.values()):
             if ir_fn is fn:
                 if backend not in cache:
                     from .compiler import load
@@ -394,19 +419,24 @@ class AdjointKernel:
             rt = [c(args[i]) for i, c in convs]
             if vec:
                 rt = [c for r in rt for c in (r if isinstance(r, tuple) else (r,))]
+            use, taken = fn, ()
+            if any(args[i]._grad._pending for i, _ in bars):      # lazily zeroed gradients (array.py)
+                use, taken = spec.fresh_adjoint(fn, [args[i]._grad for i, _ in bars])
             rt += [c(args[i]._grad) for i, c in bars]
-            v = "cpu:small" if variant == "cpu" and _small(fn, rt) else variant
-            b = builds.get(v)
+            v = "cpu:small" if variant == "cpu" and _small(use, rt) else variant
+            b = builds.get((id(use), v))
             if b is None:
-                call, _, locmap = spec._adjoint_compiled(fn, v)
-                b = builds[v] = (call, locmap)
+                call, _, locmap = spec._adjoint_compiled(use, v)
+                b = builds[(id(use), v)] = (call, locmap)
             try:
                 b[0](*rt)
             except Exception as e:  # noqa: BLE001
                 try:
-                    _reraise(e, fn, b[1], name)
+                    _reraise(e, use, b[1], name)
                 except (errors.DifsciError, TypeError, ValueError) as u:
                     raise errors.user_facing(u) from None
+            for g in taken:          # the adjoint wrote them whole: no longer pending
+                g._pending = False
         return run
 
     def _active_index(self, spec, fn):

@@ -55,33 +55,33 @@ TWO_COPIES = True
 
 
 def gather(fn: ir.Function) -> ir.Function:
-    if not ENABLED:
-        return fn
     taken = set(fn.locals) | {n for n, _ in fn.params}
     locals_ = dict(fn.locals)
-    body = _block(fn.body, taken, locals_, fn.arrays())
-    return replace(fn, body=body, locals=locals_)
+    loops: dict = {}             # id(time loop) -> {id(gathered loop in its body): what it writes, where}
+    body = _gather_block(fn.body, taken, locals_, fn.arrays(), loops)[0] if ENABLED else fn.body
+    out = replace(fn, body=body, locals=locals_)
+    if fn.fresh:                 # gradient arrays zero at entry (passes/fresh.py)
+        from .fresh import first_touch
+        out = first_touch(out, loops, taken)
+    return out
 
 
-def _block(stmts, taken, locals_, arrays):
-    return _gather_block(stmts, taken, locals_, arrays)[0]
-
-
-def _gather_block(stmts, taken, locals_, arrays):
+def _gather_block(stmts, taken, locals_, arrays, loops):
     """(the statements with their parallel loops gathered where the plan allows, [(position of a gathered
-    loop, the zeroing loop right after it)])."""
-    out, pairs = [], []
+    loop, the zeroing loop right after it)], {position of a gathered loop: its ``info``})."""
+    out, pairs, gathered = [], [], {}
     for s in stmts:
         if isinstance(s, ir.ParFor) and (plan := _plan(s)):
-            new = _rewrite(s, plan, taken, locals_, arrays)
+            new, info = _rewrite(s, plan, taken, locals_, arrays)
+            gathered[len(out)] = info
             if len(new) == 2:
                 pairs.append((len(out), new[1]))
             out += new
         elif isinstance(s, ir.TimeLoop):
-            out += _time_loop(s, taken, locals_, arrays)
+            out += _time_loop(s, taken, locals_, arrays, loops)
         else:
             out.append(s)
-    return out, pairs
+    return out, pairs, gathered
 
 
 # ------------------------------------------------------------------ analysis
@@ -516,7 +516,10 @@ def _rewrite(pf: ir.ParFor, plan, taken, locals_, arrays):
         zeros = _zeroing(pf.body, plan["zeroed"])
         out.append(replace(pf, body=[ir.Comment("the seeds read above, zeroed once every iteration has read them",
                                                 loc=pf.loc)] + zeros, reverse_note=""))
-    return out
+    # what passes/fresh.py needs to know: every element of the box (each loop var over its gathered range) is
+    # visited once, and each sum is stored once at that element (where it lies inside the array)
+    box = {v: (_start(lo, spans[v][0]), _plus(hi, spans[v][1])) for v, (lo, hi) in zip(pf.vars, pf.bounds)}
+    return out, {"box": box, "sums": [key for key in accs]}
 
 
 def _two_copies(pf, mid_row, spans, var, variant, taken, locals_):
@@ -563,7 +566,7 @@ def _var_type(pf, v, lo):
 
 
 # ------------------------------------------------ seeds zeroed one step later
-def _time_loop(tl: ir.TimeLoop, taken, locals_, arrays):
+def _time_loop(tl: ir.TimeLoop, taken, locals_, arrays, loops):
     """A ``ds.serial`` loop whose parallel loops are gathered.
 
     A gathered loop that zeroes its seeds leaves a second parallel loop behind it
@@ -573,7 +576,18 @@ def _time_loop(tl: ir.TimeLoop, taken, locals_, arrays):
     the time loop: one parallel loop per step instead of two.  (2-D wave
     adjoint, 128^2 x 256 steps, two threads: 3.3 -> 2.7 ms, measured.)
     """
-    body, pairs = _gather_block(tl.body, taken, locals_, arrays)
+    body, pairs, gathered = _gather_block(tl.body, taken, locals_, arrays, loops)
+    out = _defer(tl, body, pairs, gathered, taken, locals_)
+    loop = next(s for s in out if isinstance(s, ir.TimeLoop))
+    loops[id(loop)] = dict(gathered)
+    return out
+
+
+def _defer(tl, body, pairs, gathered, taken, locals_):
+    """The time loop with each deferrable zeroing loop run by the next step's gathered loop (_time_loop);
+    ``gathered`` ({position: info}) becomes, in place, {id(gathered loop in the new body): info}."""
+    gathered_at = dict(gathered)
+    gathered.clear()
     chosen = [(g, z) for g, z in pairs if _deferrable(tl, body, g, z)]
     owners: dict = {}            # array -> the zeroing loops that zero it
     for g, z in chosen:
@@ -583,6 +597,7 @@ def _time_loop(tl: ir.TimeLoop, taken, locals_, arrays):
     chosen = [(g, z) for g, z in chosen
               if all(owners[s.arr] == {g} for s in z.body if isinstance(s, ir.Store))]  # one loop per array
     if not chosen:
+        gathered.update({id(body[k]): info for k, info in gathered_at.items()})
         return [replace(tl, body=body)]
     loc = None                   # bookkeeping: no user line of its own (the loop's line is echoed above it)
     tv_ty = locals_.get(tl.var) or tl.start.ty
@@ -615,6 +630,7 @@ def _time_loop(tl: ir.TimeLoop, taken, locals_, arrays):
         body[g] = replace(gpf, body=gpf.body + [ir.If(cond, [note] + rows, [], loc=z.loc)])
         drop.add(g + 1)
         after.append(ir.If(ir.Var(T.boolean, pend), [late], [], loc=z.loc))
+    gathered.update({id(body[k]): info for k, info in gathered_at.items()})
     body = [s for k, s in enumerate(body) if k not in drop] + tail
     return before + [replace(tl, body=body)] + after
 

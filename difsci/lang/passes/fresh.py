@@ -1,0 +1,303 @@
+"""Adjoints whose gradient arrays are zero at entry, whatever they hold: the zeroing done by the adjoint.
+
+``x.zero_grad()`` on a big gradient that nothing else can see only marks it zero (array.py); the next
+adjoint launch that receives it runs a variant of the adjoint with ``fn.fresh`` naming those gradient
+arrays.  This pass makes that variant correct for any kernel -- an array it cannot place is zeroed
+whole at the start, as ``zero_grad`` would have done -- and cheap where the array is a time history
+of a ``ds.serial`` adjoint (the wave equation's ``h_bar[t]``): there, step ``t`` is the first to touch
+slice ``t + cf`` (``cf``: the time offset the reversed steps reach first), and it touches it first in
+a gathered loop (passes/gather.py) that stores one sum at every element of its box.  That store then
+*sets* instead of adding, the few elements of the slice outside the box are zeroed just before it,
+and the slices no step touches first are zeroed before anything runs.  Nothing writes the 32 MiB of
+zeros the separate ``zero_grad`` wrote, nor reads them back (wave 128^2 x 256: 1.8 ms of 9.9).
+
+Preconditions checked (anything else: zeroed whole at the start):
+
+* every access of the array inside the time loop indexes axis 0 with ``t + c``, ``c`` constant;
+  no ``break``/``continue`` inside the loop (every step runs its first-touch loop);
+* the first statement of a step that touches slice ``t + cf`` is a gathered loop, and inside it
+  that slice is touched only by the gathered sum's store, at the loop's own variables, one each
+  on axes 1.., whose ranges start at a constant >= 0;
+* statements before the time loop touch the array only at slices provably outside those the
+  steps touch first (the loss's ``h_bar[T - 1]``), and the loop's bounds are known from the
+  parameters before the kernel runs.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .. import build as B
+from .. import ir
+from .. import types as T
+from ..backends.racefree import split_const
+
+
+def bar_params(fn: ir.Function) -> list:
+    """The gradient parameters of the adjoint ``fn``, in ``fn.active_params`` order (reverse.reverse_kernel
+    puts them after the kernel's own parameters, before any scratch arrays)."""
+    n = len(fn.active_params)
+    end = len(fn.params) - len(getattr(fn, "scratch", ()))
+    return [p for p, _ in fn.params[end - n:end]]
+
+
+def takes_fresh(fn: ir.Function) -> frozenset:
+    """The gradient parameters of the adjoint ``fn`` that a variant zeroes at their first touch (kept on
+    ``fn``): only for those does a lazily zeroed gradient save anything."""
+    ok = getattr(fn, "_takes_fresh", None)
+    if ok is None:
+        from .gather import gather
+        from .simplify import simplify
+        arrays = fn.arrays()
+        cands = frozenset(b for b in bar_params(fn) if arrays[b].ndim >= 1 and arrays[b].dtype.is_float)
+        ok = gather(simplify(replace(fn, fresh=cands))).fresh_done if cands else frozenset()
+        fn._takes_fresh = ok
+    return ok
+
+
+def first_touch(fn: ir.Function, loops: dict, taken: set) -> ir.Function:
+    """``fn`` (after gathering; ``loops`` from passes/gather.py) zeroing ``fn.fresh`` itself.  The result
+    carries ``fresh_done``: the arrays zeroed at their first touch (the others are zeroed whole)."""
+    locals_ = dict(fn.locals)
+    arrays = fn.arrays()
+    body = list(fn.body)
+    defs = _defs(fn)
+    plans: dict = {}              # time loop position -> [(array, plan)]
+    prologue, done = [], set()
+    for x in sorted(fn.fresh):
+        plan = _plan(fn, x, body, loops, defs)
+        if plan is None:
+            prologue += _zero_all(x, arrays[x], taken, locals_)
+        else:
+            plans.setdefault(plan["at"], []).append((x, plan))
+            done.add(x)
+    for k, xs in plans.items():
+        tl = body[k]
+        stmts = list(tl.body)
+        for x, plan in xs:
+            p = plan["first"]
+            slice0 = _plus(ir.Var(_tv_type(tl, locals_), tl.var), plan["cf"])
+            comp = _complement(x, arrays[x], slice0, plan["box"], taken, locals_)
+            note = ir.Comment(f"{x} is zero at entry: the loop below sets slice {tl.var} {_off(plan['cf'])} "
+                              f"(it touches it first)" + (", zeroed here outside its range" if comp else ""))
+            stmts[p] = _sets(stmts[p], x, plan["target"])
+            stmts[p] = _Marked(stmts[p], [note] + comp)
+            lo_s, hi_s = plan["range"]
+            prologue += [ir.Comment(f"{x} is zero at entry: the slices no step of the `{tl.var}` loop touches "
+                                    f"first are zeroed now")]
+            prologue += _zero_outside(x, arrays[x], lo_s, hi_s, taken, locals_)
+        flat = []
+        for s in stmts:
+            flat += s.pre + [s.stmt] if isinstance(s, _Marked) else [s]
+        body[k] = replace(tl, body=flat)
+    out = replace(fn, body=prologue + body, locals=locals_,
+                  header=fn.header + f"; {', '.join(sorted(fn.fresh))} zero at entry")
+    out.fresh_done = frozenset(done)
+    return out
+
+
+class _Marked:
+    """A statement and what must run just before it."""
+
+    def __init__(self, stmt, pre):
+        self.stmt, self.pre = (stmt.stmt, stmt.pre + pre) if isinstance(stmt, _Marked) else (stmt, pre)
+
+
+def _off(c: int) -> str:
+    return f"+ {c}" if c > 0 else f"- {-c}" if c < 0 else "+ 0"
+
+
+# ------------------------------------------------------------------ analysis
+def _accesses(stmts, x):
+    """(index, statement) of every access of ``x`` (index None: one this pass cannot see into)."""
+    for s in ir.walk_stmts(stmts):
+        if isinstance(s, ir.MatMul) and x in (s.a, s.b, s.out):
+            yield None, s
+        for e in ir.stmt_exprs(s):
+            for ld in ir.loads_in(e):
+                if ld.arr == x:
+                    yield ld.idx, s
+        if isinstance(s, ir.Store) and s.arr == x:
+            yield s.idx, s
+
+
+def _defs(fn):
+    """Locals assigned once in the whole function, at its top level, from loads-free values."""
+    counts: dict = {}
+    for s in ir.walk_stmts(fn.body):
+        for v in (ir.assigned_vars([s]) if not isinstance(s, ir.Assign) else {s.target}):
+            counts[v] = counts.get(v, 0) + 1
+    return {s.target: s.value for s in fn.body
+            if isinstance(s, ir.Assign) and counts.get(s.target) == 1 and not ir.loads_in(s.value)}
+
+
+def _resolve(e, defs, depth=0):
+    if depth > 50:
+        return None
+
+    def sub(v):
+        if isinstance(v, ir.Var) and v.name in defs:
+            return _resolve(defs[v.name], defs, depth + 1)
+        return v
+    try:
+        return ir.map_expr(e, sub)
+    except TypeError:       # a None from too deep a chain
+        return None
+
+
+def _known_before(e, fn) -> bool:
+    """Whether ``e`` (resolved) is computable at the kernel's start: parameters never reassigned, shapes."""
+    if e is None or ir.loads_in(e):
+        return False
+    assigned = ir.assigned_vars(fn.body)
+    params = {n for n, _ in fn.params}
+    return all(v in params and v not in assigned for v in ir.vars_in(e))
+
+
+def _time_offset(idx, tv):
+    """``c`` when ``idx[0]`` is ``tv + c``, else None."""
+    if idx is None or not idx:
+        return None
+    base, c = split_const(idx[0])
+    return c if isinstance(base, ir.Var) and base.name == tv else None
+
+
+def _plan(fn, x, body, loops, defs):
+    k = next((k for k, s in enumerate(body) if isinstance(s, ir.TimeLoop) and any(_accesses([s], x))), None)
+    if k is None:
+        return None
+    tl = body[k]
+    info = loops.get(id(tl))
+    if info is None:
+        return None
+    if any(isinstance(s, (ir.Break, ir.Continue)) for s in ir.walk_stmts(tl.body)):
+        return None
+    offs = set()
+    for idx, _ in _accesses(tl.body, x):
+        c = _time_offset(idx, tl.var)
+        if c is None:
+            return None
+        offs.add(c)
+    cf = min(offs) if tl.reverse else max(offs)
+    # the first statement of a step touching slice t + cf
+    p = next(p for p, s in enumerate(tl.body) if any(_time_offset(i, tl.var) == cf for i, _ in _accesses([s], x)))
+    pf = tl.body[p]
+    got = info.get(id(pf))
+    if not isinstance(pf, ir.ParFor) or got is None:
+        return None
+    targets = [idx for arr, idx in got["sums"] if arr == x and _time_offset(idx, tl.var) == cf]
+    if len(targets) != 1:
+        return None
+    target = targets[0]
+    for idx, s in _accesses([pf], x):
+        if _time_offset(idx, tl.var) == cf and not (isinstance(s, ir.Store) and s.mode == "add" and s.idx == target):
+            return None
+    box = got["box"]
+    names = [e.name if isinstance(e, ir.Var) else None for e in target[1:]]
+    if None in names or set(names) != set(box) or len(names) != len(box) or len(target) != fn.arrays()[x].ndim:
+        return None
+    for v in names:
+        first = box[v][0]
+        if not (isinstance(first, ir.Const) and first.value >= 0):
+            return None
+    # the slices the steps touch first: [start + cf, max(stop, start) + cf)
+    start, stop = _resolve(tl.start, defs), _resolve(tl.stop, defs)
+    if not (_known_before(start, fn) and _known_before(stop, fn)):
+        return None
+    for idx, _ in _accesses(body[:k], x):
+        e = _resolve(idx[0], defs) if idx else None
+        if e is None or not (_at_least(e, stop, cf) or _below(e, start, cf)):
+            return None
+    lo_s = _plus(start, cf)
+    hi_s = _plus(B.call("max", stop, start), cf)
+    return {"at": k, "first": p, "cf": cf, "target": target, "box": [box[v] for v in names], "range": (lo_s, hi_s)}
+
+
+def _at_least(e, stop, cf) -> bool:
+    """``e >= stop + cf`` for every value of the common base."""
+    (b1, c1), (b2, c2) = split_const(e), split_const(stop)
+    return b1 == b2 and c1 >= c2 + cf
+
+
+def _below(e, start, cf) -> bool:
+    (b1, c1), (b2, c2) = split_const(e), split_const(start)
+    return b1 == b2 and c1 < c2 + cf
+
+
+# ------------------------------------------------------------------ rewrite
+def _sets(s, x, target):
+    """``s`` with the stores ``x[target] += v`` turned into ``x[target] = v``."""
+    if isinstance(s, _Marked):
+        return _Marked(_sets(s.stmt, x, target), s.pre)
+    if isinstance(s, ir.Store):
+        return replace(s, mode="set") if s.arr == x and s.mode == "add" and s.idx == target else s
+    if isinstance(s, ir.If):
+        return replace(s, body=[_sets(t, x, target) for t in s.body], orelse=[_sets(t, x, target) for t in s.orelse])
+    if isinstance(s, (ir.For, ir.ParFor, ir.TimeLoop, ir.While)):
+        return replace(s, body=[_sets(t, x, target) for t in s.body])
+    return s
+
+
+def _plus(e, c: int):
+    base, c0 = split_const(e)
+    c += c0
+    if base is None:
+        return ir.Const(e.ty, c)
+    if c == 0:
+        return base
+    return ir.Op(base.ty, "add" if c > 0 else "sub", (base, ir.Const(base.ty, abs(c))))
+
+
+def _tv_type(tl, locals_):
+    return locals_.get(tl.var) or tl.start.ty
+
+
+def _var(taken, locals_):
+    k = 0
+    while f"_z{k}" in taken:
+        k += 1
+    taken.add(f"_z{k}")
+    locals_[f"_z{k}"] = T.i64
+    return ir.Var(T.i64, f"_z{k}")
+
+
+def _zero_rest(x, info, idx, taken, locals_):
+    """Loops storing 0 at every element of ``x`` whose leading indices are ``idx``."""
+    k = len(idx)
+    if k == info.ndim:
+        return [ir.Store(x, tuple(idx), B.zero(info.dtype), "set")]
+    v = _var(taken, locals_)
+    return [ir.For(v.name, ir.Const(T.i64, 0), ir.Shape(T.WEAK_INT, x, k), _zero_rest(x, info, idx + [v], taken, locals_))]
+
+
+def _complement(x, info, slice0, box, taken, locals_):
+    """Zero the elements of ``x[slice0]`` outside ``box`` ([(first, end)] per axis 1..)."""
+    def comp(k, idx):
+        if k == info.ndim:
+            return []
+        first, end = box[k - 1]
+        n = ir.Shape(T.WEAK_INT, x, k)
+        f = B.call("min", first, n)
+        e = B.call("min", B.call("max", end, first), n)
+        v = _var(taken, locals_)
+        out = [ir.For(v.name, ir.Const(T.i64, 0), f, _zero_rest(x, info, idx + [v], taken, locals_)),
+               ir.For(v.name, e, n, _zero_rest(x, info, idx + [v], taken, locals_))]
+        inner = comp(k + 1, idx + [v])
+        if inner:
+            out.append(ir.For(v.name, f, e, inner))
+        return out
+    return comp(1, [slice0])
+
+
+def _zero_outside(x, info, lo, hi, taken, locals_):
+    """Zero the slices ``x[s]`` with ``s`` outside ``[lo, hi)``, in parallel over ``s``."""
+    v = _var(taken, locals_)
+    keep = B.logical("and", B.compare("ge", v, lo), B.compare("lt", v, hi))
+    body = [ir.If(B.lnot(keep), _zero_rest(x, info, [v], taken, locals_), [])]
+    return [ir.ParFor((v.name,), ((ir.Const(T.i64, 0), ir.Shape(T.WEAK_INT, x, 0)),), body)]
+
+
+def _zero_all(x, info, taken, locals_):
+    v = _var(taken, locals_)
+    return [ir.Comment(f"{x} is zero at entry"),
+            ir.ParFor((v.name,), ((ir.Const(T.i64, 0), ir.Shape(T.WEAK_INT, x, 0)),),
+                      _zero_rest(x, info, [v], taken, locals_))]
