@@ -68,15 +68,25 @@ def first_touch(fn: ir.Function, loops: dict, taken: set) -> ir.Function:
         if plan is None:
             prologue += _zero_all(x, arrays[x], taken, locals_)
         else:
-            plans.setdefault(plan["at"], []).append((x, plan))
+            plans.setdefault(plan.get("at", plan.get("own")), []).append((x, plan))
             done.add(x)
     for k, xs in plans.items():
+        if "own" in xs[0][1]:            # a parallel loop: each iteration zeroes its own element first
+            pf = body[k]
+            for x, plan in xs:
+                comp = _complement(x, arrays[x], [], plan["box"], taken, locals_)
+                prologue += [ir.Comment(f"{x} is zero at entry: each iteration of the loop that touches it first "
+                                        f"zeroes its own element" + (", the rest zeroed now" if comp else ""))]
+                prologue += comp
+                pf = replace(pf, body=_zero_rest(x, arrays[x], list(plan["vars"]), taken, locals_) + pf.body)
+            body[k] = pf
+            continue
         tl = body[k]
         stmts = list(tl.body)
         for x, plan in xs:
             p = plan["first"]
             slice0 = _plus(ir.Var(_tv_type(tl, locals_), tl.var), plan["cf"])
-            comp = _complement(x, arrays[x], slice0, plan["box"], taken, locals_)
+            comp = _complement(x, arrays[x], [slice0], plan["box"], taken, locals_)
             note = ir.Comment(f"{x} is zero at entry: the loop below sets slice {tl.var} {_off(plan['cf'])} "
                               f"(it touches it first)" + (", zeroed here outside its range" if comp else ""))
             stmts[p] = _sets(stmts[p], x, plan["target"])
@@ -162,6 +172,11 @@ def _time_offset(idx, tv):
 
 
 def _plan(fn, x, body, loops, defs):
+    first = next((k for k, s in enumerate(body) if any(_accesses([s], x))), None)
+    if first is not None and isinstance(body[first], ir.ParFor):
+        own = _plan_own(fn, x, body[first], first)
+        if own is not None:
+            return own
     k = next((k for k, s in enumerate(body) if isinstance(s, ir.TimeLoop) and any(_accesses([s], x))), None)
     if k is None:
         return None
@@ -210,6 +225,27 @@ def _plan(fn, x, body, loops, defs):
     lo_s = _plus(start, cf)
     hi_s = _plus(B.call("max", stop, start), cf)
     return {"at": k, "first": p, "cf": cf, "target": target, "box": [box[v] for v in names], "range": (lo_s, hi_s)}
+
+
+def _plan_own(fn, x, pf, k):
+    """The first statement touching ``x`` is a parallel loop touching it only at its own element
+    (``x[i, j]``, ``x[i, j, c]`` with constant trailing indices): each iteration zeroes its element first."""
+    own = None
+    for idx, _ in _accesses([pf], x):
+        if idx is None or len(idx) < len(pf.vars):
+            return None
+        lead = idx[:len(pf.vars)]
+        if not all(isinstance(e, ir.Var) and e.name == v for e, v in zip(lead, pf.vars)):
+            return None
+        if not all(isinstance(e, ir.Const) for e in idx[len(pf.vars):]):
+            return None
+        own = lead
+    if own is None or len(idx) != fn.arrays()[x].ndim:
+        return None
+    for lo, _ in pf.bounds:
+        if not (isinstance(lo, ir.Const) and lo.value >= 0):
+            return None
+    return {"own": k, "vars": own, "box": list(pf.bounds)}
 
 
 def _at_least(e, stop, cf) -> bool:
@@ -269,12 +305,13 @@ def _zero_rest(x, info, idx, taken, locals_):
     return [ir.For(v.name, ir.Const(T.i64, 0), ir.Shape(T.WEAK_INT, x, k), _zero_rest(x, info, idx + [v], taken, locals_))]
 
 
-def _complement(x, info, slice0, box, taken, locals_):
-    """Zero the elements of ``x[slice0]`` outside ``box`` ([(first, end)] per axis 1..)."""
+def _complement(x, info, prefix, box, taken, locals_):
+    """Zero the elements of ``x[prefix]`` outside ``box`` ([(first, end)] per axis from len(prefix) on; the
+    axes after the box: whole)."""
     def comp(k, idx):
-        if k == info.ndim:
+        if k == len(prefix) + len(box):
             return []
-        first, end = box[k - 1]
+        first, end = box[k - len(prefix)]
         n = ir.Shape(T.WEAK_INT, x, k)
         f = B.call("min", first, n)
         e = B.call("min", B.call("max", end, first), n)
@@ -285,7 +322,7 @@ def _complement(x, info, slice0, box, taken, locals_):
         if inner:
             out.append(ir.For(v.name, f, e, inner))
         return out
-    return comp(1, [slice0])
+    return comp(len(prefix), list(prefix))
 
 
 def _zero_outside(x, info, lo, hi, taken, locals_):
