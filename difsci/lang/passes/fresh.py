@@ -30,6 +30,8 @@ from .. import build as B
 from .. import ir
 from .. import types as T
 from ..backends.racefree import split_const
+from .gather import _plus, gather
+from .simplify import simplify
 
 
 def bar_params(fn: ir.Function) -> list:
@@ -45,8 +47,6 @@ def takes_fresh(fn: ir.Function) -> frozenset:
     ``fn``): only for those does a lazily zeroed gradient save anything."""
     ok = getattr(fn, "_takes_fresh", None)
     if ok is None:
-        from .gather import gather
-        from .simplify import simplify
         arrays = fn.arrays()
         cands = frozenset(b for b in bar_params(fn) if arrays[b].ndim >= 1 and arrays[b].dtype.is_float)
         ok = gather(simplify(replace(fn, fresh=cands))).fresh_done if cands else frozenset()
@@ -271,16 +271,6 @@ def _sets(s, x, target):
     if isinstance(s, (ir.For, ir.ParFor, ir.TimeLoop, ir.While)):
         return replace(s, body=[_sets(t, x, target) for t in s.body])
     return s
-
-
-def _plus(e, c: int):
-    base, c0 = split_const(e)
-    c += c0
-    if base is None:
-        return ir.Const(e.ty, c)
-    if c == 0:
-        return base
-    return ir.Op(base.ty, "add" if c > 0 else "sub", (base, ir.Const(base.ty, abs(c))))
 
 
 def _tv_type(tl, locals_):
