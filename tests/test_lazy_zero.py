@@ -76,6 +76,22 @@ def field_loss(v: ds.f64[:, :], target: ds.f64[:, :], loss: ds.f64[()]):
 def vec_energy(p: ds.vec2[:], e: ds.f64[()]):
     for i in range(1, p.shape[0]):
         e[None] += ds.dot(p[i], p[i]) * ds.sin(p[i][0])
+
+
+@ds.kernel
+def particles(x: ds.vec2[:, :], v: ds.vec2[:, :], f: ds.vec2[:, :], loss: ds.f64[()], k: float):
+    T, n = x.shape[0] - 1, x.shape[1]
+    for t in ds.serial(range(T)):
+        for s in range(n - 1):
+            d = x[t, s + 1] - x[t, s]
+            g = k * d * ds.norm(d)
+            f[t, s] += g
+            f[t, s + 1] -= g
+        for i in range(n):
+            v[t + 1, i] = 0.99 * v[t, i] + 0.01 * f[t, i]
+            x[t + 1, i] = x[t, i] + 0.01 * v[t + 1, i]
+    for i in range(n):
+        loss[None] += ds.dot(x[T, i], x[T, i]) * (1.0 + 0.1 * i)
 '''
 
 
@@ -280,3 +296,43 @@ def test_first_touch_at_the_loops_own_element(mod, backend_name):
     assert fresh.takes_fresh(_adjoint(mod.field_loss)[1]) == {"v_bar"}
     assert fresh.takes_fresh(_adjoint(mod.vec_energy)[1]) == {"p_bar"}
     assert "u_bar" not in fresh.takes_fresh(_adjoint(mod.smooth)[1])
+
+
+def _particles(m, x0, backend_name, threshold):
+    rng = np.random.default_rng(11)
+    with using(backend_name), lazy(threshold):
+        T = 6
+        X = np.zeros((T + 1,) + x0.shape)
+        X[0] = x0
+        x = ds.array(X, dtype=ds.vec2, requires_grad=True)
+        v = ds.zeros((T + 1, x0.shape[0]), dtype=ds.vec2, requires_grad=True)
+        f = ds.zeros((T + 1, x0.shape[0]), dtype=ds.vec2, requires_grad=True)
+        loss = ds.zeros((), requires_grad=True)
+        out = []
+        for _ in range(2):
+            for a in (x, v, f):
+                a.grad.numpy()[...] = rng.standard_normal(a.grad.numpy().shape)
+                a.zero_grad()
+            loss.zero_grad()
+            f.fill(0.0)
+            loss.fill(0.0)
+            with ds.Tape() as tape:
+                m.particles(x, v, f, loss, 0.5)
+            tape.backward(loss)
+            out.append([a.grad.numpy().copy() for a in (x, v, f)])
+        return out
+
+
+@pytest.mark.parametrize("backend_name", ["python", "cpu"])
+def test_time_slices_first_touched_at_the_loops_own_element(mod, backend_name):
+    """In the particles' adjoint step, the update's adjoint touches x_bar[t, i], v_bar[t, i] and f_bar[t, i]
+    first, each at its own element: each iteration zeroes its element (both components) first."""
+    for n in (2, 5, 70):
+        x0 = np.random.default_rng(n).standard_normal((n, 2))
+        want = _particles(mod, x0, backend_name, EAGER)
+        got = _particles(mod, x0, backend_name, 1)
+        for w, g in zip(want, got):
+            for a, b in zip(w, g):
+                np.testing.assert_array_equal(b, a)
+        assert np.any(want[0][0][0] != 0.0)
+    assert fresh.takes_fresh(_adjoint(mod.particles)[1]) == {"x_bar", "v_bar", "f_bar"}

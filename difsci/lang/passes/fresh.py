@@ -3,21 +3,31 @@
 ``x.zero_grad()`` on a big gradient that nothing else can see only marks it zero (array.py); the next
 adjoint launch that receives it runs a variant of the adjoint with ``fn.fresh`` naming those gradient
 arrays.  This pass makes that variant correct for any kernel -- an array it cannot place is zeroed
-whole at the start, as ``zero_grad`` would have done -- and cheap where the array is a time history
-of a ``ds.serial`` adjoint (the wave equation's ``h_bar[t]``): there, step ``t`` is the first to touch
-slice ``t + cf`` (``cf``: the time offset the reversed steps reach first), and it touches it first in
-a gathered loop (passes/gather.py) that stores one sum at every element of its box.  That store then
-*sets* instead of adding, the few elements of the slice outside the box are zeroed just before it,
-and the slices no step touches first are zeroed before anything runs.  Nothing writes the 32 MiB of
-zeros the separate ``zero_grad`` wrote, nor reads them back (wave 128^2 x 256: 1.8 ms of 9.9).
+whole at the start, as ``zero_grad`` would have done -- and cheap where the kernel's first touch of
+the array can do the zeroing as it goes, in cache, instead of a separate pass over memory:
 
-Preconditions checked (anything else: zeroed whole at the start):
+1. **A parallel loop touching each element at its own index** (``x_bar[i, j] += ...``, the adjoint
+   of a loss over a field; ``p_bar[i, c]`` for vector components) as the kernel's first statement
+   touching the array: each iteration zeroes its element first; the elements outside the loop's
+   range are zeroed before it.
+2. **A time history in a ``ds.serial`` adjoint** (the wave equation's ``h_bar[t]``): step ``t`` is
+   the first to touch slice ``t + cf`` (``cf``: the time offset the reversed steps reach first).
+   Where a gathered loop (passes/gather.py), which stores one sum at every element of its box,
+   touches the slice first, that store *sets* instead of adding; where a parallel loop touches it
+   first only at its own elements (mass-spring's ``x_bar[t, i]``), each iteration zeroes its
+   element first.  The elements of the slice outside the loop's range are zeroed just before it,
+   and the slices no step touches first are zeroed before anything runs.
+
+Wave 128^2 x 256: nothing writes the 32 MiB of zeros the separate ``zero_grad`` wrote, nor reads
+them back (1.8 ms of a 9.9 ms forward+backward, two threads).
+
+Preconditions checked for 2 (anything else: case 1, or zeroed whole at the start):
 
 * every access of the array inside the time loop indexes axis 0 with ``t + c``, ``c`` constant;
   no ``break``/``continue`` inside the loop (every step runs its first-touch loop);
-* the first statement of a step that touches slice ``t + cf`` is a gathered loop, and inside it
-  that slice is touched only by the gathered sum's store, at the loop's own variables, one each
-  on axes 1.., whose ranges start at a constant >= 0;
+* the first statement of a step that touches slice ``t + cf`` is a parallel loop; inside it that
+  slice is touched only by the gathered sum's store, or only at the loop's own element (the loop's
+  variables on axes 1.., constants after them); the loop's ranges start at a constant >= 0;
 * statements before the time loop touch the array only at slices provably outside those the
   steps touch first (the loss's ``h_bar[T - 1]``), and the loop's bounds are known from the
   parameters before the kernel runs.
@@ -89,7 +99,14 @@ def first_touch(fn: ir.Function, loops: dict, taken: set) -> ir.Function:
             comp = _complement(x, arrays[x], [slice0], plan["box"], taken, locals_)
             note = ir.Comment(f"{x} is zero at entry: the loop below sets slice {tl.var} {_off(plan['cf'])} "
                               f"(it touches it first)" + (", zeroed here outside its range" if comp else ""))
-            stmts[p] = _sets(stmts[p], x, plan["target"])
+            if "target" in plan:
+                stmts[p] = _sets(stmts[p], x, plan["target"])
+            else:
+                note.text = (f"{x} is zero at entry: each iteration of the loop below zeroes its own element of "
+                             f"slice {tl.var} {_off(plan['cf'])} first (it touches it first)"
+                             + (", the rest of the slice zeroed here" if comp else ""))
+                zero = _zero_rest(x, arrays[x], [slice0] + list(plan["vars"]), taken, locals_)
+                stmts[p] = _prefixed(stmts[p], zero)
             stmts[p] = _Marked(stmts[p], [note] + comp)
             lo_s, hi_s = plan["range"]
             prologue += [ir.Comment(f"{x} is zero at entry: the slices no step of the `{tl.var}` loop touches "
@@ -181,9 +198,6 @@ def _plan(fn, x, body, loops, defs):
     if k is None:
         return None
     tl = body[k]
-    info = loops.get(id(tl))
-    if info is None:
-        return None
     if any(isinstance(s, (ir.Break, ir.Continue)) for s in ir.walk_stmts(tl.body)):
         return None
     offs = set()
@@ -196,9 +210,27 @@ def _plan(fn, x, body, loops, defs):
     # the first statement of a step touching slice t + cf
     p = next(p for p, s in enumerate(tl.body) if any(_time_offset(i, tl.var) == cf for i, _ in _accesses([s], x)))
     pf = tl.body[p]
-    got = info.get(id(pf))
-    if not isinstance(pf, ir.ParFor) or got is None:
+    if not isinstance(pf, ir.ParFor):
         return None
+    got = loops.get(id(tl), {}).get(id(pf))
+    plan = _first_gathered(fn, x, tl, pf, cf, got) if got is not None else _first_own(fn, x, tl, pf, cf)
+    if plan is None:
+        return None
+    # the slices the steps touch first: [start + cf, max(stop, start) + cf)
+    start, stop = _resolve(tl.start, defs), _resolve(tl.stop, defs)
+    if not (_known_before(start, fn) and _known_before(stop, fn)):
+        return None
+    for idx, _ in _accesses(body[:k], x):
+        e = _resolve(idx[0], defs) if idx else None
+        if e is None or not (_at_least(e, stop, cf) or _below(e, start, cf)):
+            return None
+    lo_s = _plus(start, cf)
+    hi_s = _plus(B.call("max", stop, start), cf)
+    return dict(plan, at=k, first=p, cf=cf, range=(lo_s, hi_s))
+
+
+def _first_gathered(fn, x, tl, pf, cf, got):
+    """Slice ``t + cf`` first touched by a gathered loop: its one sum store there becomes a set."""
     targets = [idx for arr, idx in got["sums"] if arr == x and _time_offset(idx, tl.var) == cf]
     if len(targets) != 1:
         return None
@@ -214,17 +246,25 @@ def _plan(fn, x, body, loops, defs):
         first = box[v][0]
         if not (isinstance(first, ir.Const) and first.value >= 0):
             return None
-    # the slices the steps touch first: [start + cf, max(stop, start) + cf)
-    start, stop = _resolve(tl.start, defs), _resolve(tl.stop, defs)
-    if not (_known_before(start, fn) and _known_before(stop, fn)):
-        return None
-    for idx, _ in _accesses(body[:k], x):
-        e = _resolve(idx[0], defs) if idx else None
-        if e is None or not (_at_least(e, stop, cf) or _below(e, start, cf)):
+    return {"target": target, "box": [box[v] for v in names]}
+
+
+def _first_own(fn, x, tl, pf, cf):
+    """Slice ``t + cf`` first touched by a parallel loop only at its own element (``x[t + cf, i, c]``): each
+    iteration zeroes that element first (mass-spring's ``x_bar[t, i]`` in the adjoint of the update)."""
+    own = None
+    for idx, _ in _accesses([pf], x):
+        if _time_offset(idx, tl.var) != cf:
+            continue
+        lead = idx[1:1 + len(pf.vars)]
+        if len(lead) < len(pf.vars) or not all(isinstance(e, ir.Var) and e.name == v for e, v in zip(lead, pf.vars)):
             return None
-    lo_s = _plus(start, cf)
-    hi_s = _plus(B.call("max", stop, start), cf)
-    return {"at": k, "first": p, "cf": cf, "target": target, "box": [box[v] for v in names], "range": (lo_s, hi_s)}
+        if not all(isinstance(e, ir.Const) for e in idx[1 + len(pf.vars):]) or len(idx) != fn.arrays()[x].ndim:
+            return None
+        own = lead
+    if own is None or not all(isinstance(lo, ir.Const) and lo.value >= 0 for lo, _ in pf.bounds):
+        return None
+    return {"vars": own, "box": list(pf.bounds)}
 
 
 def _plan_own(fn, x, pf, k):
@@ -260,6 +300,13 @@ def _below(e, start, cf) -> bool:
 
 
 # ------------------------------------------------------------------ rewrite
+def _prefixed(s, stmts):
+    """The parallel loop ``s`` with ``stmts`` first in its body."""
+    if isinstance(s, _Marked):
+        return _Marked(_prefixed(s.stmt, stmts), s.pre)
+    return replace(s, body=stmts + s.body)
+
+
 def _sets(s, x, target):
     """``s`` with the stores ``x[target] += v`` turned into ``x[target] = v``."""
     if isinstance(s, _Marked):
@@ -287,10 +334,15 @@ def _var(taken, locals_):
 
 
 def _zero_rest(x, info, idx, taken, locals_):
-    """Loops storing 0 at every element of ``x`` whose leading indices are ``idx``."""
+    """Statements storing 0 at every element of ``x`` whose leading indices are ``idx``: loops over the
+    array's axes, the vector/matrix component axes (their sizes known) written out."""
     k = len(idx)
-    if k == info.ndim:
-        return [ir.Store(x, tuple(idx), B.zero(info.dtype), "set")]
+    comps = tuple(getattr(info.elem, "shape", ()))
+    if k >= info.ndim - len(comps):
+        rest = [()]
+        for n in comps[k - (info.ndim - len(comps)):]:
+            rest = [r + (c,) for r in rest for c in range(n)]
+        return [ir.Store(x, tuple(idx) + tuple(ir.Const(T.i64, c) for c in r), B.zero(info.dtype), "set") for r in rest]
     v = _var(taken, locals_)
     return [ir.For(v.name, ir.Const(T.i64, 0), ir.Shape(T.WEAK_INT, x, k), _zero_rest(x, info, idx + [v], taken, locals_))]
 
@@ -316,11 +368,16 @@ def _complement(x, info, prefix, box, taken, locals_):
 
 
 def _zero_outside(x, info, lo, hi, taken, locals_):
-    """Zero the slices ``x[s]`` with ``s`` outside ``[lo, hi)``, in parallel over ``s``."""
-    v = _var(taken, locals_)
-    keep = B.logical("and", B.compare("ge", v, lo), B.compare("lt", v, hi))
-    body = [ir.If(B.lnot(keep), _zero_rest(x, info, [v], taken, locals_), [])]
-    return [ir.ParFor((v.name,), ((ir.Const(T.i64, 0), ir.Shape(T.WEAK_INT, x, 0)),), body)]
+    """Zero the slices ``x[s]`` with ``s`` outside ``[lo, hi)``: a few slices, serially (a parallel loop over
+    every slice would make a launch with only small loops take the parallel build, backends/small.py)."""
+    n = ir.Shape(T.WEAK_INT, x, 0)
+    a = B.call("min", B.call("max", lo, ir.Const(T.i64, 0)), n)
+    b = B.call("min", B.call("max", hi, a), n)
+    out = []
+    for start, stop in ((ir.Const(T.i64, 0), a), (b, n)):
+        v = _var(taken, locals_)
+        out.append(ir.For(v.name, start, stop, _zero_rest(x, info, [v], taken, locals_)))
+    return out
 
 
 def _zero_all(x, info, taken, locals_):
