@@ -336,3 +336,40 @@ def test_time_slices_first_touched_at_the_loops_own_element(mod, backend_name):
                 np.testing.assert_array_equal(b, a)
         assert np.any(want[0][0][0] != 0.0)
     assert fresh.takes_fresh(_adjoint(mod.particles)[1]) == {"x_bar", "v_bar", "f_bar"}
+
+
+def test_a_variant_that_fails_falls_back_to_zeros_at_launch(tmp_path, monkeypatch):
+    """An optimisation must never break a backward: if the variant does not compile (numba raises), or the
+    analysis itself fails, the gradient gets its zeros written and the ordinary adjoint runs."""
+    import numba
+    mod = load_kernels(tmp_path, SRC, "_lazy_zero_fallback")      # nothing compiled or prepared yet
+
+    from difsci.lang import kernel as K
+    real = K._Spec._adjoint_compiled
+
+    def broken(self, fn, backend):
+        if fn.fresh:
+            def fails(*a):
+                raise numba.core.errors.TypingError("a variant that does not compile")
+            return fails, "", {}
+        return real(self, fn, backend)
+
+    h0, obs0 = np.random.default_rng(2).standard_normal((2, 5, 6, 7))
+    want = _run(mod, "wave_sim", h0, obs0, "cpu", EAGER)
+    monkeypatch.setattr(K._Spec, "_adjoint_compiled", broken)
+    got = _run(mod, "wave_sim", h0, obs0, "cpu", 1)
+    for w, g in zip(want, got):
+        np.testing.assert_array_equal(g, w)
+    spec, fn = _adjoint(mod.wave_sim)
+    assert fn._takes_fresh == frozenset()          # not tried again
+    monkeypatch.setattr(K._Spec, "_adjoint_compiled", real)
+    del fn._takes_fresh                             # recompute: now the analysis itself raises
+
+    def raising(*a, **k):
+        raise RuntimeError("analysis bug")
+    monkeypatch.setattr(fresh, "gather", raising)
+    got = _run(mod, "wave_sim", h0, obs0, "cpu", 1)
+    for w, g in zip(want, got):
+        np.testing.assert_array_equal(g, w)
+    assert fn._takes_fresh == frozenset() and "analysis bug" in fn._takes_fresh_error
+    del fn._takes_fresh

@@ -413,7 +413,18 @@ class AdjointKernel:
         convs = [(i, c) for i, c in enumerate(spec.convs) if c is not None]
         bars = [(i, spec.convs[i]) for i in fn.active_params]
         vec, name = spec.vector_args, self.kernel.src.name
-        builds: dict = {}           # variant -> (call, locmap), compiled when first used
+        builds: dict = {}           # (id(adjoint IR), variant) -> (call, locmap), compiled when first used
+
+        last = [(None, {})]          # the build called last (its line map, for errors)
+
+        def call(use, rt):
+            v = "cpu:small" if variant == "cpu" and _small(use, rt) else variant
+            b = builds.get((id(use), v))
+            if b is None:
+                compiled, _, locmap = spec._adjoint_compiled(use, v)
+                b = builds[(id(use), v)] = (compiled, locmap)
+            last[0] = b
+            b[0](*rt)
 
         def run(args):
             rt = [c(args[i]) for i, c in convs]
@@ -423,16 +434,21 @@ class AdjointKernel:
             if any(args[i]._grad._pending for i, _ in bars):      # lazily zeroed gradients (array.py)
                 use, taken = spec.fresh_adjoint(fn, [args[i]._grad for i, _ in bars])
             rt += [c(args[i]._grad) for i, c in bars]
-            v = "cpu:small" if variant == "cpu" and _small(use, rt) else variant
-            b = builds.get((id(use), v))
-            if b is None:
-                call, _, locmap = spec._adjoint_compiled(use, v)
-                b = builds[(id(use), v)] = (call, locmap)
             try:
-                b[0](*rt)
+                try:
+                    call(use, rt)
+                except Exception as e:  # noqa: BLE001
+                    if use is fn or not type(e).__module__.startswith("numba"):
+                        raise
+                    # the variant did not compile: an optimisation must not break a backward
+                    fn._takes_fresh = frozenset()
+                    for g in taken:
+                        g._materialize()
+                    use, taken = fn, ()
+                    call(fn, rt)
             except Exception as e:  # noqa: BLE001
                 try:
-                    _reraise(e, use, b[1], name)
+                    _reraise(e, use, last[0][1], name)
                 except (errors.DifsciError, TypeError, ValueError) as u:
                     raise errors.user_facing(u) from None
             for g in taken:          # the adjoint wrote them whole: no longer pending

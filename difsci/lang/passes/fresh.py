@@ -59,7 +59,11 @@ def takes_fresh(fn: ir.Function) -> frozenset:
     if ok is None:
         arrays = fn.arrays()
         cands = frozenset(b for b in bar_params(fn) if arrays[b].ndim >= 1 and arrays[b].dtype.is_float)
-        ok = gather(simplify(replace(fn, fresh=cands))).fresh_done if cands else frozenset()
+        try:
+            ok = gather(simplify(replace(fn, fresh=cands))).fresh_done if cands else frozenset()
+        except Exception as e:  # noqa: BLE001 -- an optimisation must not break a backward: zeros at launch
+            ok = frozenset()
+            fn._takes_fresh_error = repr(e)
         fn._takes_fresh = ok
     return ok
 
