@@ -163,29 +163,42 @@ def test_kernel_given_a_pending_gradient_reads_zeros(backend_name, mod):
 
 
 # ------------------------------------------------------------------ the adjoint side
+def _rounds(arrays, loss, forward, reset, rounds=2, seed=5):
+    """The gradients of ``arrays`` after ``rounds`` rounds of: garbage in every gradient -> zero_grad ->
+    ``reset()`` -> ``forward()`` under a Tape -> backward from ``loss``."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(rounds):
+        for a in arrays:
+            a.grad.numpy()[...] = rng.standard_normal(a.grad.numpy().shape)
+            a.zero_grad()
+        loss.zero_grad()
+        loss.fill(0.0)
+        reset()
+        with ds.Tape() as tape:
+            forward()
+        tape.backward(loss)
+        out.append([a.grad.numpy().copy() for a in arrays])
+    return out
+
+
 def _run(m, kernel, h0, obs0, backend_name, threshold, rounds=2):
-    """h.grad after ``rounds`` rounds of garbage -> zero_grad -> forward under a Tape -> backward."""
-    rng = np.random.default_rng(5)
+    """h.grad after each round (``_rounds``) of one of the time-loop kernels."""
     with using(backend_name), lazy(threshold):
         h = ds.array(h0, requires_grad=True)
         loss = ds.zeros((), requires_grad=True)
-        out = []
-        for _ in range(rounds):
-            h.numpy()[...] = h0
-            h.grad.numpy()[...] = rng.standard_normal(h0.shape)
-            h.zero_grad()
-            loss.zero_grad()
-            loss.fill(0.0)
-            with ds.Tape() as tape:
-                if kernel == "wave_sim":
-                    m.wave_sim(h, ds.array(obs0), loss, 0.15)
-                elif kernel == "wave_reads_early":
-                    m.wave_reads_early(h, loss, 0.15)
-                else:
-                    m.chain(h, loss)
-            tape.backward(loss)
-            out.append(h.grad.numpy().copy())
-        return out
+
+        def forward():
+            if kernel == "wave_sim":
+                m.wave_sim(h, ds.array(obs0), loss, 0.15)
+            elif kernel == "wave_reads_early":
+                m.wave_reads_early(h, loss, 0.15)
+            else:
+                m.chain(h, loss)
+
+        def reset():
+            h.numpy()[...] = h0          # the kernels overwrite the history
+        return [g for g, in _rounds([h], loss, forward, reset, rounds)]
 
 
 SHAPES = [(2, 3, 3), (3, 4, 5), (5, 6, 7), (4, 70, 9)]
@@ -256,27 +269,18 @@ def test_gradients_the_adjoint_cannot_take_get_their_zeros_at_launch(mod):
 
 
 def _two_kernels(m, u0, t0, p0, backend_name, threshold):
-    """smooth -> field_loss, and vec_energy: gradients after two garbage -> zero_grad -> backward rounds."""
-    rng = np.random.default_rng(9)
+    """smooth -> field_loss, and vec_energy: the gradients of u, v, p after each round (``_rounds``)."""
     with using(backend_name), lazy(threshold):
         u = ds.array(u0, requires_grad=True)
         v = ds.zeros(u0.shape, requires_grad=True)
         p = ds.array(p0, dtype=ds.vec2, requires_grad=True)
         loss = ds.zeros((), requires_grad=True)
-        out = []
-        for _ in range(2):
-            for a in (u, v, p):
-                a.grad.numpy()[...] = rng.standard_normal(a.grad.numpy().shape)
-                a.zero_grad()
-            loss.zero_grad()
-            loss.fill(0.0)
-            with ds.Tape() as tape:
-                m.smooth(u, v)
-                m.field_loss(v, ds.array(t0), loss)
-                m.vec_energy(p, loss)
-            tape.backward(loss)
-            out.append([a.grad.numpy().copy() for a in (u, v, p)])
-        return out
+
+        def forward():
+            m.smooth(u, v)
+            m.field_loss(v, ds.array(t0), loss)
+            m.vec_energy(p, loss)
+        return _rounds([u, v, p], loss, forward, lambda: None, seed=9)
 
 
 @pytest.mark.parametrize("backend_name", ["python", "cpu"])
@@ -299,7 +303,7 @@ def test_first_touch_at_the_loops_own_element(mod, backend_name):
 
 
 def _particles(m, x0, backend_name, threshold):
-    rng = np.random.default_rng(11)
+    """The gradients of x, v, f after each round (``_rounds``) of the particle chain, 6 steps."""
     with using(backend_name), lazy(threshold):
         T = 6
         X = np.zeros((T + 1,) + x0.shape)
@@ -308,19 +312,7 @@ def _particles(m, x0, backend_name, threshold):
         v = ds.zeros((T + 1, x0.shape[0]), dtype=ds.vec2, requires_grad=True)
         f = ds.zeros((T + 1, x0.shape[0]), dtype=ds.vec2, requires_grad=True)
         loss = ds.zeros((), requires_grad=True)
-        out = []
-        for _ in range(2):
-            for a in (x, v, f):
-                a.grad.numpy()[...] = rng.standard_normal(a.grad.numpy().shape)
-                a.zero_grad()
-            loss.zero_grad()
-            f.fill(0.0)
-            loss.fill(0.0)
-            with ds.Tape() as tape:
-                m.particles(x, v, f, loss, 0.5)
-            tape.backward(loss)
-            out.append([a.grad.numpy().copy() for a in (x, v, f)])
-        return out
+        return _rounds([x, v, f], loss, lambda: m.particles(x, v, f, loss, 0.5), lambda: f.fill(0.0), seed=11)
 
 
 @pytest.mark.parametrize("backend_name", ["python", "cpu"])
