@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import inspect
 import typing
+from dataclasses import replace
 
 import numpy as np
 
@@ -231,8 +232,7 @@ class _Spec:
         key = (id(fn), frozenset(n for n, _ in taken))
         hit = self._fresh.get(key)
         if hit is None:
-            from dataclasses import replace as _replace
-            v = _replace(fn, fresh=key[1])
+            v = replace(fn, fresh=key[1])
             v.active_params, v.scratch = fn.active_params, getattr(fn, "scratch", ())
             hit = self._fresh[key] = [v, {}]
         return hit[0], tuple(g for _, g in taken)

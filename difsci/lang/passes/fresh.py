@@ -75,7 +75,7 @@ def first_touch(fn: ir.Function, loops: dict, taken: set) -> ir.Function:
     arrays = fn.arrays()
     body = list(fn.body)
     defs = _defs(fn)
-    plans: dict = {}              # time loop position -> [(array, plan)]
+    plans: dict = {}              # position of the first-touch loop or time loop -> [(array, plan)]
     prologue, done = [], set()
     for x in sorted(fn.fresh):
         plan = _plan(fn, x, body, loops, defs)
@@ -97,40 +97,30 @@ def first_touch(fn: ir.Function, loops: dict, taken: set) -> ir.Function:
             continue
         tl = body[k]
         stmts = list(tl.body)
+        pre: dict = {}               # position in the step -> statements to run just before it
         for x, plan in xs:
             p = plan["first"]
             slice0 = _plus(ir.Var(_tv_type(tl, locals_), tl.var), plan["cf"])
             comp = _complement(x, arrays[x], [slice0], plan["box"], taken, locals_)
-            note = ir.Comment(f"{x} is zero at entry: the loop below sets slice {tl.var} {_off(plan['cf'])} "
-                              f"(it touches it first)" + (", zeroed here outside its range" if comp else ""))
+            where = f"slice {tl.var} {_off(plan['cf'])}"
             if "target" in plan:
                 stmts[p] = _sets(stmts[p], x, plan["target"])
+                text = f"the loop below sets {where} (it touches it first)"
             else:
-                note.text = (f"{x} is zero at entry: each iteration of the loop below zeroes its own element of "
-                             f"slice {tl.var} {_off(plan['cf'])} first (it touches it first)"
-                             + (", the rest of the slice zeroed here" if comp else ""))
                 zero = _zero_rest(x, arrays[x], [slice0] + list(plan["vars"]), taken, locals_)
-                stmts[p] = _prefixed(stmts[p], zero)
-            stmts[p] = _Marked(stmts[p], [note] + comp)
-            lo_s, hi_s = plan["range"]
+                stmts[p] = replace(stmts[p], body=zero + stmts[p].body)
+                text = f"each iteration of the loop below zeroes its own element of {where} first"
+            pre.setdefault(p, []).append(ir.Comment(f"{x} is zero at entry: {text}"
+                                                    + (", the rest of the slice zeroed here" if comp else "")))
+            pre[p] += comp
             prologue += [ir.Comment(f"{x} is zero at entry: the slices no step of the `{tl.var}` loop touches "
                                     f"first are zeroed now")]
-            prologue += _zero_outside(x, arrays[x], lo_s, hi_s, taken, locals_)
-        flat = []
-        for s in stmts:
-            flat += s.pre + [s.stmt] if isinstance(s, _Marked) else [s]
-        body[k] = replace(tl, body=flat)
+            prologue += _zero_outside(x, arrays[x], *plan["range"], taken, locals_)
+        body[k] = replace(tl, body=[t for q, s in enumerate(stmts) for t in pre.get(q, []) + [s]])
     out = replace(fn, body=prologue + body, locals=locals_,
                   header=fn.header + f"; {', '.join(sorted(fn.fresh))} zero at entry")
     out.fresh_done = frozenset(done)
     return out
-
-
-class _Marked:
-    """A statement and what must run just before it."""
-
-    def __init__(self, stmt, pre):
-        self.stmt, self.pre = (stmt.stmt, stmt.pre + pre) if isinstance(stmt, _Marked) else (stmt, pre)
 
 
 def _off(c: int) -> str:
@@ -155,24 +145,31 @@ def _defs(fn):
     """Locals assigned once in the whole function, at its top level, from loads-free values."""
     counts: dict = {}
     for s in ir.walk_stmts(fn.body):
-        for v in (ir.assigned_vars([s]) if not isinstance(s, ir.Assign) else {s.target}):
+        for v in _targets(s):
             counts[v] = counts.get(v, 0) + 1
     return {s.target: s.value for s in fn.body
             if isinstance(s, ir.Assign) and counts.get(s.target) == 1 and not ir.loads_in(s.value)}
 
 
-def _resolve(e, defs, depth=0):
-    if depth > 50:
-        return None
+def _targets(s) -> tuple:
+    """The names statement ``s`` itself assigns (not those of its nested blocks)."""
+    if isinstance(s, (ir.Assign, ir.Pop)):
+        return (s.target,)
+    if isinstance(s, (ir.For, ir.TimeLoop)):
+        return (s.var,)
+    if isinstance(s, ir.ParFor):
+        return tuple(s.vars)
+    return ()
 
+
+def _resolve(e, defs, seen=frozenset()):
+    """``e`` with the locals of ``defs`` replaced by their values (a name met again inside its own
+    value is left as it is: ``_known_before`` then refuses it)."""
     def sub(v):
-        if isinstance(v, ir.Var) and v.name in defs:
-            return _resolve(defs[v.name], defs, depth + 1)
+        if isinstance(v, ir.Var) and v.name in defs and v.name not in seen:
+            return _resolve(defs[v.name], defs, seen | {v.name})
         return v
-    try:
-        return ir.map_expr(e, sub)
-    except TypeError:       # a None from too deep a chain
-        return None
+    return ir.map_expr(e, sub)
 
 
 def _known_before(e, fn) -> bool:
@@ -304,17 +301,8 @@ def _below(e, start, cf) -> bool:
 
 
 # ------------------------------------------------------------------ rewrite
-def _prefixed(s, stmts):
-    """The parallel loop ``s`` with ``stmts`` first in its body."""
-    if isinstance(s, _Marked):
-        return _Marked(_prefixed(s.stmt, stmts), s.pre)
-    return replace(s, body=stmts + s.body)
-
-
 def _sets(s, x, target):
     """``s`` with the stores ``x[target] += v`` turned into ``x[target] = v``."""
-    if isinstance(s, _Marked):
-        return _Marked(_sets(s.stmt, x, target), s.pre)
     if isinstance(s, ir.Store):
         return replace(s, mode="set") if s.arr == x and s.mode == "add" and s.idx == target else s
     if isinstance(s, ir.If):
